@@ -1,0 +1,1 @@
+"""Built-in connectors. Each folder is one connector; they register through entry points."""

@@ -1,0 +1,277 @@
+"""The sync engine: one stream from extractor through transforms into a loader, exactly once.
+
+The hot path never holds more than one batch: ``Extractor.read`` yields Arrow batches, the
+engine drops rows already loaded at the cursor boundary, applies transforms, conforms each
+batch to the destination schema (quarantining what does not fit), and hands it to the open
+load transaction. The new state is computed as the batches pass and committed by the loader in
+the same destination transaction as the data.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from openfuse_connectors.conform import conform
+from openfuse_connectors.drift import plan_schema
+from openfuse_connectors.extractor import Extractor
+from openfuse_connectors.loader import Disposition, Loader, QuarantinedRow, WriteJob
+from openfuse_connectors.registry import Registry, get_registry, plugin_boundary
+from openfuse_connectors.spec import PipelineSpec, StreamSpec, SyncMode
+from openfuse_connectors.state import Cursor, StreamState, key_digests
+from openfuse_connectors.transformer import Transformer
+
+__all__ = ["ProgressFn", "StreamResult", "disposition_for", "run_pipeline", "run_stream"]
+
+#: Called with (stream name, rows read so far) as batches pass.
+ProgressFn = Callable[[str, int], None]
+
+
+@dataclass
+class StreamResult:
+    stream: str
+    table: str
+    mode: str
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_quarantined: int = 0
+    bytes_written: int = 0
+    seconds: float = 0.0
+    passthrough: bool = False
+    cursor_before: Any = None
+    cursor_after: Any = None
+    schema_changes: list[str] = field(default_factory=list)
+    schema: pa.Schema | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def disposition_for(stream: StreamSpec, full_refresh: bool) -> Disposition:
+    if stream.mode is SyncMode.FULL_REFRESH_OVERWRITE or (full_refresh and stream.mode.incremental):
+        return Disposition.OVERWRITE
+    if stream.mode is SyncMode.INCREMENTAL_DEDUPE:
+        return Disposition.MERGE
+    return Disposition.APPEND
+
+
+def run_stream(
+    pipeline: PipelineSpec,
+    stream: StreamSpec,
+    extractor: Extractor,
+    loader: Loader,
+    *,
+    registry: Registry | None = None,
+    extra_transformers: list[Transformer] | None = None,
+    full_refresh: bool = False,
+    run_id: str | None = None,
+    progress: ProgressFn | None = None,
+) -> StreamResult:
+    """Sync one stream. Raises on failure; the destination is then unchanged."""
+    reg = registry or get_registry()
+    run_id = run_id or uuid.uuid4().hex
+    started = time.perf_counter()
+    disposition = disposition_for(stream, full_refresh)
+    # Transforms from the pipeline plus any imposed from outside (e.g. policy obligations).
+    transformers = [reg.transformer(t.type, dict(t.options)) for t in stream.transforms]
+    transformers += extra_transformers or []
+    pk = stream.primary_key
+    job = WriteJob(
+        pipeline=pipeline.name, stream=stream, table=stream.table, disposition=disposition,
+        drift=pipeline.schema_drift, run_id=run_id, primary_key=pk, cursor_field=stream.cursor_field,
+    )
+    result = StreamResult(stream.name, stream.table, stream.mode.value)
+
+    state = None
+    if stream.mode.incremental and not full_refresh:
+        state = loader.read_state(pipeline.name, stream.state_key)
+    result.cursor_before = state.cursor.value if state and state.cursor else None
+
+    with plugin_boundary(extractor.name, "discover"):
+        info = extractor.stream_info(stream)
+    schema = info.schema
+    for t in transformers:
+        with plugin_boundary(t.name, "transform_schema"):
+            schema = t.transform_schema(schema)
+    existing = loader.table_schema(job.table)
+    storage = getattr(loader, "storage_type", lambda t: t)
+    plan = plan_schema(
+        stream.name, schema, existing, pipeline.schema_drift,
+        replace=disposition is Disposition.OVERWRITE, storage_type=storage,
+    )
+    result.schema_changes = plan.changes
+    result.schema = plan.target
+
+    common = sorted(extractor.passthrough_formats & loader.passthrough_formats)
+    use_passthrough = (
+        stream.passthrough
+        and bool(common)
+        and not transformers
+        and disposition is Disposition.OVERWRITE
+        and not stream.mode.incremental
+        and plan.target.equals(info.schema, check_metadata=True)
+        and loader.accepts_passthrough(common[0], info.schema, job)
+    )
+
+    job.extra["passthrough"] = common[0] if use_passthrough else None
+    with loader.open(job) as tx:
+        tx.prepare(plan.target)
+        if use_passthrough:
+            fmt = common[0]
+            with plugin_boundary(extractor.name, "copy_out"):
+                chunks = extractor.copy_out(stream, fmt)
+                n = tx.write_raw(_count_bytes(chunks, result), fmt)
+            result.rows_read = result.rows_written = n
+            result.passthrough = True
+            if progress:
+                progress(stream.name, n)
+            new_state = StreamState(extra={"last_run_id": run_id, "rows": n})
+        else:
+            tracker = _CursorTracker(stream, state)
+            quarantined: list[QuarantinedRow] = []
+            position = 0
+            required = tuple(c for c in pk if plan.target.get_field_index(c) >= 0)
+            batches = extractor.read(stream, state, batch_size=pipeline.batch_size)
+            for raw in _guard(batches, extractor.name):
+                result.rows_read += raw.num_rows
+                batch = tracker.drop_loaded(raw)
+                # The cursor advances past quarantined rows too: they are kept, not lost.
+                tracker.observe(batch)
+                for t in transformers:
+                    with plugin_boundary(t.name, "transform"):
+                        batch = t.transform(batch)
+                good, bad = conform(batch, plan.target, offset=position, required=required)
+                position += raw.num_rows
+                if bad:
+                    quarantined.extend(bad)
+                if good.num_rows:
+                    tx.write(good)
+                    result.rows_written += good.num_rows
+                    result.bytes_written += good.nbytes
+                if progress:
+                    progress(stream.name, result.rows_read)
+            if quarantined:
+                tx.quarantine(quarantined)
+            result.rows_quarantined = len(quarantined)
+            new_state = tracker.state(run_id)
+        tx.commit(new_state)
+    result.cursor_after = new_state.cursor.value if new_state.cursor else None
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def run_pipeline(
+    pipeline: PipelineSpec,
+    *,
+    registry: Registry | None = None,
+    full_refresh: bool = False,
+    streams: list[str] | None = None,
+    run_id: str | None = None,
+    progress: ProgressFn | None = None,
+    on_result: Callable[[StreamResult], None] | None = None,
+) -> list[StreamResult]:
+    """Run every (or the selected) stream in order. A failing stream does not stop the others."""
+    reg = registry or get_registry()
+    run_id = run_id or uuid.uuid4().hex
+    results = []
+    extractor = reg.extractor(pipeline.source.connector, pipeline.source.config)
+    loader = reg.loader(pipeline.destination.connector, pipeline.destination.config)
+    try:
+        for s in pipeline.streams:
+            if streams and s.name not in streams:
+                continue
+            t0 = time.perf_counter()
+            try:
+                r = run_stream(pipeline, s, extractor, loader, registry=reg, full_refresh=full_refresh,
+                               run_id=run_id, progress=progress)
+            except Exception as e:
+                r = StreamResult(s.name, s.table, s.mode.value, error=f"{type(e).__name__}: {e}",
+                                 seconds=time.perf_counter() - t0)
+            results.append(r)
+            if on_result:
+                on_result(r)
+    finally:
+        extractor.close()
+        loader.close()
+    return results
+
+
+class _CursorTracker:
+    """Skips rows loaded at the previous boundary; tracks the new max cursor and its rows."""
+
+    def __init__(self, stream: StreamSpec, state: StreamState | None):
+        self.field = stream.cursor_field if stream.mode.incremental else None
+        self.key = list(stream.primary_key)
+        self.prev = state.cursor.to_scalar() if state and state.cursor and self.field else None
+        self.prev_keys = set(state.boundary_keys) if state else set()
+        self.max: pa.Scalar | None = None
+        self.max_keys: set[str] = set()
+
+    def drop_loaded(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        if self.prev is None or not self.prev_keys or self.field is None:
+            return batch
+        col = batch.column(self.field)
+        at_boundary = pc.fill_null(pc.equal(col, self.prev.cast(col.type)), False)
+        if not pc.any(at_boundary).as_py():
+            return batch
+        idx = pc.indices_nonzero(at_boundary).to_pylist()
+        keys = key_digests(batch.take(pa.array(idx)), self.key or batch.schema.names)
+        drop = {i for i, k in zip(idx, keys, strict=True) if k in self.prev_keys}
+        if not drop:
+            return batch
+        return batch.filter(pa.array([i not in drop for i in range(batch.num_rows)]))
+
+    def observe(self, batch: pa.RecordBatch) -> None:
+        if self.field is None:
+            return
+        col = batch.column(self.field)
+        m = pc.max(col)
+        if not m.is_valid:
+            return
+        if self.max is None or pc.greater(m, self.max.cast(m.type)).as_py():
+            self.max = m
+            self.max_keys = set()
+        if pc.equal(m, self.max.cast(m.type)).as_py():
+            at = pc.fill_null(pc.equal(col, m), False)
+            rows = batch.filter(at)
+            self.max_keys.update(key_digests(rows, self.key or batch.schema.names))
+
+    def state(self, run_id: str) -> StreamState:
+        extra = {"last_run_id": run_id}
+        if self.field is None:
+            return StreamState(extra=extra)
+        if self.max is None:
+            # Nothing new: keep the previous cursor and boundary.
+            if self.prev is None:
+                return StreamState(extra=extra)
+            return StreamState(cursor=Cursor.from_scalar(self.field, self.prev),
+                               boundary_keys=tuple(sorted(self.prev_keys)), extra=extra)
+        if self.prev is not None and pc.equal(self.max, self.prev.cast(self.max.type)).as_py():
+            self.max_keys |= self.prev_keys
+        return StreamState(cursor=Cursor.from_scalar(self.field, self.max),
+                           boundary_keys=tuple(sorted(self.max_keys)), extra=extra)
+
+
+def _guard(batches: Iterator[pa.RecordBatch], plugin: str) -> Iterator[pa.RecordBatch]:
+    it = iter(batches)
+    while True:
+        with plugin_boundary(plugin, "read"):
+            try:
+                b = next(it)
+            except StopIteration:
+                return
+        yield b
+
+
+def _count_bytes(chunks: Iterator[bytes], result: StreamResult) -> Iterator[bytes]:
+    for c in chunks:
+        result.bytes_written += len(c)
+        yield c

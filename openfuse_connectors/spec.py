@@ -1,0 +1,262 @@
+"""The pipeline contract shared by the CLI, Dagster and the API.
+
+A pipeline file (YAML) looks like::
+
+    name: orders_to_warehouse
+    source:      {connector: postgres, config: {dsn: "postgresql://..."}}
+    destination: {connector: postgres, config: {dsn: "postgresql://...", schema: analytics}}
+    schema_drift: evolve
+    streams:
+      - name: public.orders
+        mode: incremental_dedupe
+        cursor_field: updated_at
+        primary_key: [id]
+
+``${VAR}`` and ``${VAR:-default}`` in string values are expanded from the environment when the
+file is loaded; the expanded values are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from openfuse_connectors.errors import PipelineSpecError
+
+__all__ = [
+    "ConnectorRef",
+    "PipelineSpec",
+    "SchemaDrift",
+    "StreamSpec",
+    "SyncMode",
+    "expand_env",
+    "load_pipeline",
+    "parse_pipeline",
+]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class SyncMode(StrEnum):
+    FULL_REFRESH_OVERWRITE = "full_refresh_overwrite"
+    FULL_REFRESH_APPEND = "full_refresh_append"
+    INCREMENTAL_APPEND = "incremental_append"
+    INCREMENTAL_DEDUPE = "incremental_dedupe"
+
+    @property
+    def incremental(self) -> bool:
+        return self in (SyncMode.INCREMENTAL_APPEND, SyncMode.INCREMENTAL_DEDUPE)
+
+
+class SchemaDrift(StrEnum):
+    EVOLVE = "evolve"
+    FREEZE = "freeze"
+    QUARANTINE = "quarantine"
+
+
+class ConnectorRef(BaseModel):
+    """A connector by registry name plus its (not yet validated) config mapping."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    connector: str
+    config: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransformSpec(BaseModel):
+    """One transform step: a registered Transformer name plus its options."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class StreamSpec(BaseModel):
+    """One source stream and how it lands in the destination."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(description="Source stream name, e.g. `public.orders` or a file glob's stream name.")
+    mode: SyncMode = SyncMode.FULL_REFRESH_OVERWRITE
+    cursor_field: str | None = None
+    primary_key: tuple[str, ...] = ()
+    columns: tuple[str, ...] | None = Field(default=None, description="Selected columns; all when unset.")
+    destination_table: str | None = None
+    transforms: tuple[TransformSpec, ...] = ()
+    passthrough: bool = Field(
+        default=True,
+        description="Allow the byte-level pass-through when source and destination support it and "
+        "no row transform is needed. Set false to force the decoded Arrow path.",
+    )
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("stream name must not be empty")
+        return v
+
+    @field_validator("destination_table")
+    @classmethod
+    def _dest_name(cls, v: str | None) -> str | None:
+        if v is not None and not _NAME.match(v):
+            raise ValueError(
+                f"destination_table {v!r} must be a plain identifier (letters, digits, underscore)"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _mode_needs(self) -> StreamSpec:
+        if self.mode.incremental and not self.cursor_field:
+            raise ValueError(f"mode {self.mode.value} needs cursor_field")
+        if self.mode is SyncMode.INCREMENTAL_DEDUPE and not self.primary_key:
+            raise ValueError("mode incremental_dedupe needs primary_key")
+        return self
+
+    @property
+    def state_key(self) -> str:
+        """Key of this stream's state: the stream name, plus the table when it is renamed."""
+        return self.name if self.destination_table is None else f"{self.name}->{self.destination_table}"
+
+    @property
+    def table(self) -> str:
+        """The destination table name: `destination_table`, else the last part of the stream name."""
+        if self.destination_table:
+            return self.destination_table
+        return _sanitize(self.name.rsplit(".", 1)[-1])
+
+
+class PipelineSpec(BaseModel):
+    """A whole pipeline: source, destination, drift policy and streams."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    source: ConnectorRef
+    destination: ConnectorRef
+    schema_drift: SchemaDrift = SchemaDrift.EVOLVE
+    streams: tuple[StreamSpec, ...] = Field(min_length=1)
+    schedule: str | None = Field(default=None, description="Cron schedule, used by Dagster.")
+    owner: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    batch_size: int = Field(default=100_000, ge=1, le=10_000_000)
+
+    @field_validator("name")
+    @classmethod
+    def _pipeline_name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError(f"pipeline name {v!r} must be letters, digits and underscores, not starting with a digit")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_tables(self) -> PipelineSpec:
+        seen: dict[str, str] = {}
+        for s in self.streams:
+            if s.table in seen:
+                raise ValueError(f"streams {seen[s.table]!r} and {s.name!r} both load into table {s.table!r}")
+            seen[s.table] = s.name
+        return self
+
+    def stream(self, name: str) -> StreamSpec:
+        for s in self.streams:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, *, where: str = "") -> Any:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in every string of a nested structure."""
+    if isinstance(value, str):
+
+        def repl(m: re.Match[str]) -> str:
+            name, default = m.group(1), m.group(2)
+            if name in os.environ:
+                return os.environ[name]
+            if default is not None:
+                return default
+            raise PipelineSpecError(
+                f"environment variable {name} is not set", field=where or None, source=None
+            )
+
+        return _ENV.sub(repl, value)
+    if isinstance(value, dict):
+        return {k: expand_env(v, where=f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def parse_pipeline(data: Any, *, source: str = "<pipeline>") -> PipelineSpec:
+    """Validate a mapping into a :class:`PipelineSpec`, naming the field path on failure."""
+    if not isinstance(data, dict):
+        raise PipelineSpecError(f"a pipeline must be a mapping, got {type(data).__name__}", source=source)
+    try:
+        data = expand_env(data)
+    except PipelineSpecError as e:
+        raise PipelineSpecError(str(e), field=e.field, source=source) from None
+    try:
+        return PipelineSpec.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = _loc(data, err["loc"])
+        raw = err.get("input")
+        shown = None if _is_secretish(loc) else raw
+        if isinstance(shown, dict | list):
+            shown = None
+        more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
+        raise PipelineSpecError(f"{err['msg']}{more}", field=loc, value=shown, source=source) from None
+
+
+def load_pipeline(path: str | Path) -> PipelineSpec:
+    """Read and validate one pipeline YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise PipelineSpecError(f"cannot read pipeline file: {e.strerror}", source=str(p)) from e
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        pos = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise PipelineSpecError(f"invalid YAML{pos}: {getattr(e, 'problem', e)}", source=str(p)) from None
+    return parse_pipeline(data, source=str(p))
+
+
+def _loc(data: Any, loc: tuple[Any, ...]) -> str:
+    """Render a pydantic location, using stream names instead of list indexes where we can."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) and "name" in node[item]:
+                label = f"[{item}:{node[item]['name']}]"
+            parts.append(label)
+            node = node[item] if isinstance(node, list) and item < len(node) else None
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def _is_secretish(loc: str) -> bool:
+    low = loc.lower()
+    return any(w in low for w in ("password", "secret", "token", "dsn", "key"))
+
+
+def _sanitize(name: str) -> str:
+    out = re.sub(r"[^A-Za-z0-9_]", "_", name)
+    if not out or out[0].isdigit():
+        out = "_" + out
+    return out.lower()
