@@ -16,7 +16,7 @@ from openfuse_connectors.errors import (
     SourceUnreachableError,
 )
 from openfuse_connectors.extractor import Extractor
-from openfuse_connectors.loader import Disposition, LoadTransaction, Loader, QuarantinedRow, WriteJob
+from openfuse_connectors.loader import Disposition, Loader, LoadTransaction, QuarantinedRow, WriteJob
 from openfuse_connectors.registry import Registry, get_registry
 from openfuse_connectors.spec import (
     ConnectorRef,

@@ -14,7 +14,9 @@ from rich.table import Table
 
 from openfuse_connectors.errors import OpenFuseError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="OpenFuse: move tables fast and exactly once.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="OpenFuse: move tables fast and exactly once."
+)
 connectors_app = typer.Typer(no_args_is_help=True, help="Installed connectors.")
 app.add_typer(connectors_app, name="connectors")
 
@@ -32,8 +34,12 @@ def _fail(e: BaseException) -> typer.Exit:
 @app.command()
 def run(
     pipeline: PipelineArg,
-    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Reload every stream from scratch.")] = False,
-    stream: Annotated[list[str] | None, typer.Option("--stream", "-s", help="Only these streams (repeatable).")] = None,
+    full_refresh: Annotated[
+        bool, typer.Option("--full-refresh", help="Reload every stream from scratch.")
+    ] = False,
+    stream: Annotated[
+        list[str] | None, typer.Option("--stream", "-s", help="Only these streams (repeatable).")
+    ] = None,
 ) -> None:
     """Run a pipeline in this process and print a summary per stream."""
     from openfuse_connectors.engine import StreamResult, run_pipeline
@@ -48,8 +54,14 @@ def run(
         raise _fail(OpenFuseError(f"none of the streams {stream} is in pipeline {spec.name!r}"))
     results: list[StreamResult] = []
     with Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[rows]:>12,} rows"),
-        TimeElapsedColumn(), console=err, transient=False, disable=not err.is_terminal,
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]:>12,} rows"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+        disable=not err.is_terminal,
     ) as prog:
         tasks = {s.name: prog.add_task(s.name, total=None, rows=0) for s in selected}
 
@@ -57,28 +69,52 @@ def run(
             prog.update(tasks[name], rows=rows)
 
         def on_result(r: StreamResult) -> None:
-            prog.update(tasks[r.stream], total=1, completed=1, rows=r.rows_read,
-                        description=f"{r.stream} {'[green]ok' if r.ok else '[red]failed'}")
+            prog.update(
+                tasks[r.stream],
+                total=1,
+                completed=1,
+                rows=r.rows_read,
+                description=f"{r.stream} {'[green]ok' if r.ok else '[red]failed'}",
+            )
             results.append(r)
 
         try:
-            run_pipeline(spec, full_refresh=full_refresh, streams=stream, progress=on_progress, on_result=on_result)
+            run_pipeline(
+                spec, full_refresh=full_refresh, streams=stream, progress=on_progress, on_result=on_result
+            )
         except OpenFuseError as e:
             raise _fail(e) from None
     table = Table(title=f"pipeline {spec.name}", title_justify="left")
-    for col, just in (("stream", "left"), ("mode", "left"), ("rows read", "right"), ("rows written", "right"),
-                      ("rows quarantined", "right"), ("seconds", "right"), ("status", "left")):
+    for col, just in (
+        ("stream", "left"),
+        ("mode", "left"),
+        ("rows read", "right"),
+        ("rows written", "right"),
+        ("rows quarantined", "right"),
+        ("seconds", "right"),
+        ("status", "left"),
+    ):
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     for r in results:
         status = "ok" + (" (pass-through)" if r.passthrough else "") if r.ok else "FAILED"
-        table.add_row(r.stream, r.mode, f"{r.rows_read:,}", f"{r.rows_written:,}", f"{r.rows_quarantined:,}",
-                      f"{r.seconds:.2f}", status)
+        table.add_row(
+            r.stream,
+            r.mode,
+            f"{r.rows_read:,}",
+            f"{r.rows_written:,}",
+            f"{r.rows_quarantined:,}",
+            f"{r.seconds:.2f}",
+            status,
+        )
     out.print(table)
     for r in results:
         for change in r.schema_changes:
             out.print(f"  schema change in {r.stream}: {change}", highlight=False)
         if r.rows_quarantined:
-            out.print(f"  {r.rows_quarantined} row(s) of {r.stream} quarantined in table _openfuse_quarantine", highlight=False)
+            out.print(
+                f"  {r.rows_quarantined} row(s) of {r.stream} quarantined in table _openfuse_quarantine",
+                highlight=False,
+            )
         if r.error:
             err.print(f"[red]{r.stream}:[/] {r.error}", highlight=False)
     if any(not r.ok for r in results):
@@ -135,8 +171,15 @@ def discover(
         t.add_column("source type")
         t.add_column("flags")
         for c in s.to_json()["columns"]:
-            flags = [x for x, on in (("pk", c["name"] in s.primary_key), ("cursor?", c["name"] in s.cursor_candidates),
-                                     ("null", c["nullable"])) if on]
+            flags = [
+                x
+                for x, on in (
+                    ("pk", c["name"] in s.primary_key),
+                    ("cursor?", c["name"] in s.cursor_candidates),
+                    ("null", c["nullable"]),
+                )
+                if on
+            ]
             t.add_row(c["name"], c["type"], c["native_type"] or "", " ".join(flags))
         out.print(t)
 
@@ -151,11 +194,19 @@ def connectors_list() -> None:
     for c in ("name", "kinds", "license feature", "from", "description"):
         t.add_column(c)
     for name in sorted(reg.connectors):
-        c = reg.connectors[name]
-        t.add_row(name, ", ".join(c.kinds), c.required_feature or "-", reg.origins.get(name, ""), c.description)
+        conn = reg.connectors[name]
+        t.add_row(
+            name,
+            ", ".join(conn.kinds),
+            conn.required_feature or "-",
+            reg.origins.get(name, ""),
+            conn.description,
+        )
     out.print(t)
     for b in reg.broken.values():
-        out.print(f"[red]broken plugin[/] {b.name} ({b.value}, from {b.distribution}): {b.error}", highlight=False)
+        out.print(
+            f"[red]broken plugin[/] {b.name} ({b.value}, from {b.distribution}): {b.error}", highlight=False
+        )
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -29,7 +29,9 @@ class ConnectorConfig(BaseModel):
         return schema
 
 
-def validate_config(model: type[ConnectorConfig], data: dict[str, Any], *, connector: str, role: str) -> ConnectorConfig:
+def validate_config(
+    model: type[ConnectorConfig], data: dict[str, Any], *, connector: str, role: str
+) -> ConnectorConfig:
     """Validate a config mapping, naming the connector, the field and (non-secret) value on error."""
     try:
         return model.model_validate(data)
@@ -42,5 +44,7 @@ def validate_config(model: type[ConnectorConfig], data: dict[str, Any], *, conne
             secret = ann in (SecretStr, SecretStr | None)
         value = None if secret or err["type"] == "missing" else err.get("input")
         raise ConfigError(
-            f"{role} connector {connector!r}: {err['msg']}", field=f"{role}.config.{field}" if field else None, value=value
+            f"{role} connector {connector!r}: {err['msg']}",
+            field=f"{role}.config.{field}" if field else None,
+            value=value,
         ) from None

@@ -48,7 +48,11 @@ def conform(
                     valid = pc.is_valid(col).to_pylist()
                     for i, ok in enumerate(valid):
                         if ok and i not in bad:
-                            bad[i] = (name, col[i].as_py(), "column is not in the destination table (schema_drift: quarantine)")
+                            bad[i] = (
+                                name,
+                                col[i].as_py(),
+                                "column is not in the destination table (schema_drift: quarantine)",
+                            )
     for key in required:
         col = batch.column(key) if key in batch.schema.names else None
         if col is None:
@@ -85,7 +89,9 @@ def _cast(col: pa.Array, f: pa.Field, bad: dict[int, tuple[str, Any, str]]) -> p
             try:
                 fixed.append(pc.cast(pa.array([v], col.type), f.type, safe=True)[0].as_py())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-                bad.setdefault(i, (f.name, v, f"value does not fit destination type {f.type}: {_first_line(e)}"))
+                bad.setdefault(
+                    i, (f.name, v, f"value does not fit destination type {f.type}: {_first_line(e)}")
+                )
                 fixed.append(None)
         if not bad:
             raise whole

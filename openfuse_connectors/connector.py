@@ -35,18 +35,39 @@ class Connector:
     @property
     def kinds(self) -> tuple[str, ...]:
         return tuple(
-            k for k, c in (("source", self.extractor), ("destination", self.loader), ("transform", self.transformer)) if c
+            k
+            for k, c in (
+                ("source", self.extractor),
+                ("destination", self.loader),
+                ("transform", self.transformer),
+            )
+            if c
         )
 
     @classmethod
     def from_class(cls, obj: type) -> Connector:
         if issubclass(obj, Extractor):
-            return cls(obj.name, obj.config_model, extractor=obj, required_feature=obj.required_feature,
-                       description=(obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else "")
+            return cls(
+                obj.name,
+                obj.config_model,
+                extractor=obj,
+                required_feature=obj.required_feature,
+                description=(obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else "",
+            )
         if issubclass(obj, Loader):
-            return cls(obj.name, obj.config_model, loader=obj, required_feature=obj.required_feature,
-                       description=(obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else "")
+            return cls(
+                obj.name,
+                obj.config_model,
+                loader=obj,
+                required_feature=obj.required_feature,
+                description=(obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else "",
+            )
         if issubclass(obj, Transformer):
-            return cls(obj.name, None, transformer=obj, required_feature=obj.required_feature,
-                       description=(obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else "")
+            return cls(
+                obj.name,
+                None,
+                transformer=obj,
+                required_feature=obj.required_feature,
+                description=(obj.__doc__ or "").strip().splitlines()[0] if obj.__doc__ else "",
+            )
         raise TypeError(f"{obj!r} is not an Extractor, Loader or Transformer subclass")

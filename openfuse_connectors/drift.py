@@ -43,7 +43,9 @@ def widen(a: pa.DataType, b: pa.DataType) -> pa.DataType:
         return pa.string()
     if {str(a), str(b)} <= {"string", "large_string"}:
         return pa.large_string()
-    if pa.types.is_decimal(a) and pa.types.is_integer(b) or pa.types.is_integer(a) and pa.types.is_decimal(b):
+    if (pa.types.is_decimal(a) and pa.types.is_integer(b)) or (
+        pa.types.is_integer(a) and pa.types.is_decimal(b)
+    ):
         d = a if pa.types.is_decimal(a) else b
         ints = max(d.precision - d.scale, 19)
         if ints + d.scale <= 38:
@@ -90,9 +92,9 @@ def plan_schema(
         + [f"- {f.name}: {f.type} (no longer in source)" for f in removed]
         + [f"~ {s.name}: {d.type} in destination, {s.type} in source" for s, d in changed]
     )
-    if policy is SchemaDrift.FREEZE and diff:
+    if policy == SchemaDrift.FREEZE and diff:
         raise SchemaDriftError(stream, diff)
-    if policy is SchemaDrift.QUARANTINE:
+    if policy == SchemaDrift.QUARANTINE:
         return DriftPlan(existing, diff)
     if replace:
         return DriftPlan(source, diff)

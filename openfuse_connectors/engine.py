@@ -85,8 +85,14 @@ def run_stream(
     transformers += extra_transformers or []
     pk = stream.primary_key
     job = WriteJob(
-        pipeline=pipeline.name, stream=stream, table=stream.table, disposition=disposition,
-        drift=pipeline.schema_drift, run_id=run_id, primary_key=pk, cursor_field=stream.cursor_field,
+        pipeline=pipeline.name,
+        stream=stream,
+        table=stream.table,
+        disposition=disposition,
+        drift=pipeline.schema_drift,
+        run_id=run_id,
+        primary_key=pk,
+        cursor_field=stream.cursor_field,
     )
     result = StreamResult(stream.name, stream.table, stream.mode.value)
 
@@ -104,8 +110,12 @@ def run_stream(
     existing = loader.table_schema(job.table)
     storage = getattr(loader, "storage_type", lambda t: t)
     plan = plan_schema(
-        stream.name, schema, existing, pipeline.schema_drift,
-        replace=disposition is Disposition.OVERWRITE, storage_type=storage,
+        stream.name,
+        schema,
+        existing,
+        pipeline.schema_drift,
+        replace=disposition is Disposition.OVERWRITE,
+        storage_type=storage,
     )
     result.schema_changes = plan.changes
     result.schema = plan.target
@@ -190,11 +200,24 @@ def run_pipeline(
                 continue
             t0 = time.perf_counter()
             try:
-                r = run_stream(pipeline, s, extractor, loader, registry=reg, full_refresh=full_refresh,
-                               run_id=run_id, progress=progress)
+                r = run_stream(
+                    pipeline,
+                    s,
+                    extractor,
+                    loader,
+                    registry=reg,
+                    full_refresh=full_refresh,
+                    run_id=run_id,
+                    progress=progress,
+                )
             except Exception as e:
-                r = StreamResult(s.name, s.table, s.mode.value, error=f"{type(e).__name__}: {e}",
-                                 seconds=time.perf_counter() - t0)
+                r = StreamResult(
+                    s.name,
+                    s.table,
+                    s.mode.value,
+                    error=f"{type(e).__name__}: {e}",
+                    seconds=time.perf_counter() - t0,
+                )
             results.append(r)
             if on_result:
                 on_result(r)
@@ -252,12 +275,18 @@ class _CursorTracker:
             # Nothing new: keep the previous cursor and boundary.
             if self.prev is None:
                 return StreamState(extra=extra)
-            return StreamState(cursor=Cursor.from_scalar(self.field, self.prev),
-                               boundary_keys=tuple(sorted(self.prev_keys)), extra=extra)
+            return StreamState(
+                cursor=Cursor.from_scalar(self.field, self.prev),
+                boundary_keys=tuple(sorted(self.prev_keys)),
+                extra=extra,
+            )
         if self.prev is not None and pc.equal(self.max, self.prev.cast(self.max.type)).as_py():
             self.max_keys |= self.prev_keys
-        return StreamState(cursor=Cursor.from_scalar(self.field, self.max),
-                           boundary_keys=tuple(sorted(self.max_keys)), extra=extra)
+        return StreamState(
+            cursor=Cursor.from_scalar(self.field, self.max),
+            boundary_keys=tuple(sorted(self.max_keys)),
+            extra=extra,
+        )
 
 
 def _guard(batches: Iterator[pa.RecordBatch], plugin: str) -> Iterator[pa.RecordBatch]:

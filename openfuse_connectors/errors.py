@@ -57,12 +57,18 @@ class SkippableRecordError(OpenFuseError):
 class ConfigError(FatalError):
     """A connector or pipeline configuration value is missing or invalid."""
 
-    def __init__(self, message: str, *, field: str | None = None, value: Any = None, source: str | None = None):
+    def __init__(
+        self, message: str, *, field: str | None = None, value: Any = None, source: str | None = None
+    ):
         self.field = field
         self.value = value
         self.source = source
         where = f" in {source}" if source else ""
-        detail = f" (field={field!r}" + (f" value={_short(value)!r})" if value is not None else ")") if field else ""
+        detail = (
+            f" (field={field!r}" + (f" value={_short(value)!r})" if value is not None else ")")
+            if field
+            else ""
+        )
         super().__init__(f"{message}{detail}{where}")
 
 
@@ -97,7 +103,9 @@ class PluginError(FatalError):
 class SourceUnreachableError(RetriableError):
     """A server could not be reached within the timeout."""
 
-    def __init__(self, *, connector: str, host: str | None, port: int | None, database: str | None, reason: str):
+    def __init__(
+        self, *, connector: str, host: str | None, port: int | None, database: str | None, reason: str
+    ):
         self.connector = connector
         self.host = host
         self.port = port
@@ -126,6 +134,8 @@ class StateError(FatalError):
 
 
 def _short(value: Any, limit: int = 80) -> Any:
-    if isinstance(value, str | bytes) and len(value) > limit:
-        return value[:limit] + (b"..." if isinstance(value, bytes) else "...")
+    if isinstance(value, str) and len(value) > limit:
+        return value[:limit] + "..."
+    if isinstance(value, bytes) and len(value) > limit:
+        return value[:limit] + b"..."
     return value

@@ -48,10 +48,16 @@ class Extractor(ABC):
                 return _select(info, stream)
         from openfuse_connectors.errors import ConfigError
 
-        raise ConfigError(f"stream {stream.name!r} not found in source {self.name!r}", field="streams.name", value=stream.name)
+        raise ConfigError(
+            f"stream {stream.name!r} not found in source {self.name!r}",
+            field="streams.name",
+            value=stream.name,
+        )
 
     @abstractmethod
-    def read(self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000
+    ) -> Iterator[pa.RecordBatch]:
         """Yield record batches of the stream.
 
         When ``state`` carries a cursor, yield only rows with ``cursor_field >= state.cursor``
@@ -80,8 +86,10 @@ def _select(info: StreamInfo, stream: StreamSpec) -> StreamInfo:
             value=missing[0],
         )
     keep = list(stream.columns)
-    for extra in (*stream.primary_key, *( [stream.cursor_field] if stream.cursor_field else [])):
+    for extra in (*stream.primary_key, *([stream.cursor_field] if stream.cursor_field else [])):
         if extra not in keep:
             keep.append(extra)
     schema = pa.schema([info.schema.field(c) for c in keep])
-    return StreamInfo(info.name, schema, info.primary_key, tuple(c for c in info.cursor_candidates if c in keep), info.extra)
+    return StreamInfo(
+        info.name, schema, info.primary_key, tuple(c for c in info.cursor_candidates if c in keep), info.extra
+    )

@@ -9,13 +9,15 @@ working (dlt's plugin loader does the same).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 from openfuse_connectors.config import ConnectorConfig, validate_config
 from openfuse_connectors.connector import Connector
-from openfuse_connectors.errors import ConfigError, ConnectorNotFoundError, PluginError
+from openfuse_connectors.errors import ConfigError, ConnectorNotFoundError, OpenFuseError, PluginError
 from openfuse_connectors.extractor import Extractor
 from openfuse_connectors.loader import Loader
 from openfuse_connectors.transformer import Transformer
@@ -84,14 +86,21 @@ class Registry:
 
     def _config(self, conn: Connector, config: dict[str, Any], role: str) -> ConnectorConfig:
         if conn.config_model is None:
-            raise ConfigError(f"connector {conn.name!r} declares no config model", field=f"{role}.connector", value=conn.name)
+            raise ConfigError(
+                f"connector {conn.name!r} declares no config model",
+                field=f"{role}.connector",
+                value=conn.name,
+            )
         return validate_config(conn.config_model, config, connector=conn.name, role=role)
 
     def extractor(self, name: str, config: dict[str, Any]) -> Extractor:
         conn = self.get(name)
         if conn.extractor is None:
-            raise ConfigError(f"connector {name!r} cannot be a source (it is: {', '.join(conn.kinds)})",
-                              field="source.connector", value=name)
+            raise ConfigError(
+                f"connector {name!r} cannot be a source (it is: {', '.join(conn.kinds)})",
+                field="source.connector",
+                value=name,
+            )
         cfg = self._config(conn, config, "source")
         with plugin_boundary(name, "init"):
             return conn.extractor(cfg)
@@ -99,8 +108,11 @@ class Registry:
     def loader(self, name: str, config: dict[str, Any]) -> Loader:
         conn = self.get(name)
         if conn.loader is None:
-            raise ConfigError(f"connector {name!r} cannot be a destination (it is: {', '.join(conn.kinds)})",
-                              field="destination.connector", value=name)
+            raise ConfigError(
+                f"connector {name!r} cannot be a destination (it is: {', '.join(conn.kinds)})",
+                field="destination.connector",
+                value=name,
+            )
         cfg = self._config(conn, config, "destination")
         with plugin_boundary(name, "init"):
             return conn.loader(cfg)
@@ -113,22 +125,15 @@ class Registry:
             return conn.transformer(**options)
 
 
-class plugin_boundary:  # noqa: N801 - used as a context manager, reads like a statement
+@contextmanager
+def plugin_boundary(plugin: str, operation: str) -> Iterator[None]:
     """Wrap plugin failures (other than OpenFuse's own errors) in :class:`PluginError`."""
-
-    def __init__(self, plugin: str, operation: str):
-        self.plugin = plugin
-        self.operation = operation
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: object) -> bool:
-        from openfuse_connectors.errors import OpenFuseError
-
-        if ev is None or isinstance(ev, OpenFuseError) or not isinstance(ev, Exception):
-            return False
-        raise PluginError(self.plugin, self.operation, ev) from ev
+    try:
+        yield
+    except OpenFuseError:
+        raise
+    except Exception as e:
+        raise PluginError(plugin, operation, e) from e
 
 
 _REGISTRY: Registry | None = None

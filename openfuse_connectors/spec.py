@@ -152,7 +152,9 @@ class PipelineSpec(BaseModel):
     @classmethod
     def _pipeline_name(cls, v: str) -> str:
         if not _NAME.match(v):
-            raise ValueError(f"pipeline name {v!r} must be letters, digits and underscores, not starting with a digit")
+            raise ValueError(
+                f"pipeline name {v!r} must be letters, digits and underscores, not starting with a digit"
+            )
         return v
 
     @model_validator(mode="after")
@@ -240,7 +242,12 @@ def _loc(data: Any, loc: tuple[Any, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             label = f"[{item}]"
-            if isinstance(node, list) and item < len(node) and isinstance(node[item], dict) and "name" in node[item]:
+            if (
+                isinstance(node, list)
+                and item < len(node)
+                and isinstance(node[item], dict)
+                and "name" in node[item]
+            ):
                 label = f"[{item}:{node[item]['name']}]"
             parts.append(label)
             node = node[item] if isinstance(node, list) and item < len(node) else None

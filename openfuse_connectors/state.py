@@ -42,7 +42,9 @@ class Cursor(BaseModel):
         try:
             return pa.array([self.value], pa.string()).cast(self.arrow_type())[0]
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
-            raise StateError(f"stored cursor {self.field}={self.value!r} is not a valid {self.type}: {e}") from e
+            raise StateError(
+                f"stored cursor {self.field}={self.value!r} is not a valid {self.type}: {e}"
+            ) from e
 
     def as_py(self) -> Any:
         return self.to_scalar().as_py()
@@ -86,10 +88,21 @@ def max_scalar(column: pa.Array | pa.ChunkedArray) -> pa.Scalar:
 
 
 _SIMPLE: dict[str, pa.DataType] = {
-    "int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
-    "uint8": pa.uint8(), "uint16": pa.uint16(), "uint32": pa.uint32(), "uint64": pa.uint64(),
-    "float": pa.float32(), "double": pa.float64(), "string": pa.string(), "large_string": pa.large_string(),
-    "date32[day]": pa.date32(), "date64[ms]": pa.date64(), "bool": pa.bool_(),
+    "int8": pa.int8(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "uint8": pa.uint8(),
+    "uint16": pa.uint16(),
+    "uint32": pa.uint32(),
+    "uint64": pa.uint64(),
+    "float": pa.float32(),
+    "double": pa.float64(),
+    "string": pa.string(),
+    "large_string": pa.large_string(),
+    "date32[day]": pa.date32(),
+    "date64[ms]": pa.date64(),
+    "bool": pa.bool_(),
 }
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import queue
+import shutil
+import subprocess
+import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -13,10 +18,12 @@ from openfuse_connectors.builtin.postgres.sql import (
     connect_adbc,
     connect_psycopg,
     field_for,
+    lit,
     qi,
     qname,
     select_expr,
     split_stream,
+    stream_name,
 )
 from openfuse_connectors.catalog import StreamInfo, cursor_candidates, native_type
 from openfuse_connectors.errors import ConfigError
@@ -28,8 +35,8 @@ PASSTHROUGH = "postgres_binary_copy"
 
 _DISCOVER = """
 SELECT n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), NOT a.attnotnull,
-       COALESCE((SELECT array_position(i.indkey::int2[], a.attnum) FROM pg_index i
-                 WHERE i.indrelid = c.oid AND i.indisprimary), 0)
+       COALESCE((SELECT k.n FROM pg_index i, unnest(i.indkey) WITH ORDINALITY AS k(att, n)
+                 WHERE i.indrelid = c.oid AND i.indisprimary AND k.att = a.attnum), 0)
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -69,7 +76,7 @@ class PostgresExtractor(Extractor):
             fields = [field_for(c[2], c[3], bool(c[4])) for c in cols]
             pk = tuple(c[2] for c in sorted((c for c in cols if c[5]), key=lambda c: c[5]))
             sch = pa.schema(fields)
-            out.append(StreamInfo(f"{schema}.{table}", sch, pk, cursor_candidates(sch)))
+            out.append(StreamInfo(stream_name(schema, table), sch, pk, cursor_candidates(sch)))
         return out
 
     def discover(self) -> list[StreamInfo]:
@@ -81,33 +88,39 @@ class PostgresExtractor(Extractor):
         if not found:
             raise ConfigError(
                 f"table {schema}.{table} not found in source database {self.config.where()['database']!r}",
-                field=f"streams[{stream.name}].name", value=stream.name,
+                field=f"streams[{stream.name}].name",
+                value=stream.name,
             )
         from openfuse_connectors.extractor import _select
 
         return _select(found[0], stream)
 
-    def _select_sql(self, stream: StreamSpec, info: StreamInfo, state: StreamState | None) -> tuple[str, tuple[Any, ...]]:
+    def _select_sql(self, stream: StreamSpec, info: StreamInfo, state: StreamState | None) -> str:
         schema, table = split_stream(stream.name)
-        cols = ", ".join(select_expr(f.name, (native_type(f) or "text").removeprefix("postgres:")) for f in info.schema)
+        cols = ", ".join(
+            select_expr(f.name, (native_type(f) or "text").removeprefix("postgres:")) for f in info.schema
+        )
         sql = f"SELECT {cols} FROM {qname(schema, table)}"
-        params: tuple[Any, ...] = ()
         if state and state.cursor and stream.cursor_field:
-            sql += f" WHERE {qi(stream.cursor_field)} >= $1"
-            params = (state.cursor.as_py(),)
-        return sql, params
+            # Inlined as a typed literal, not bound: ADBC only streams batches for unbound queries.
+            f = info.schema.field(stream.cursor_field)
+            pg_type = (native_type(f) or "text").removeprefix("postgres:")
+            sql += f" WHERE {qi(stream.cursor_field)} >= {lit(state.cursor.value)}::{pg_type}"
+        return sql
 
-    def read(self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000
+    ) -> Iterator[pa.RecordBatch]:
         info = self.stream_info(stream)
-        sql, params = self._select_sql(stream, info, state)
+        sql = self._select_sql(stream, info, state)
         target = info.schema
         conn = connect_adbc(self.config)
         try:
             cur = conn.cursor()
             # ADBC sizes batches in bytes; ~200 bytes/row is a fair guess, and the cap keeps memory bounded.
-            hint = max(1 << 20, min(64 << 20, batch_size * 200))
+            hint = max(16 << 10, min(64 << 20, batch_size * 200))
             cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(hint)})
-            cur.execute(sql, params or None)
+            cur.execute(sql)
             reader = cur.fetch_record_batch()
             for batch in reader:
                 yield _to_schema(batch, target)
@@ -117,15 +130,131 @@ class PostgresExtractor(Extractor):
             conn.close()
 
     def copy_out(self, stream: StreamSpec, fmt: str) -> Iterator[bytes]:
+        """The stream as PostgreSQL binary COPY bytes, in ~1 MiB chunks, never decoded.
+
+        With `psql` on PATH the source side runs in that C client, in its own process (measured
+        here: 1.7 s for 1M rows against 1.9 s for a reader thread in this process, because
+        per-row Python calls are the cost); without it a psycopg reader thread feeds the chunks.
+        """
         if fmt != PASSTHROUGH:
             raise NotImplementedError(fmt)
         info = self.stream_info(stream)
         schema, table = split_stream(stream.name)
         cols = ", ".join(qi(f.name) for f in info.schema)
-        with connect_psycopg(self.config) as conn, conn.cursor() as cur:
-            with cur.copy(f"COPY (SELECT {cols} FROM {qname(schema, table)}) TO STDOUT (FORMAT binary)") as cp:
-                yield from cp
-            conn.rollback()
+        sql = f"COPY (SELECT {cols} FROM {qname(schema, table)}) TO STDOUT (FORMAT binary)"
+        env = _psql_env(self.config)
+        psql = shutil.which("psql")
+        if psql and env is not None:
+            yield from _psql_copy_out(psql, env, sql, self.config)
+        else:
+            yield from _thread_copy_out(self.config, sql)
+
+
+_CHUNK = 1 << 20
+_LIBPQ_ENV = {
+    "host": "PGHOST",
+    "hostaddr": "PGHOSTADDR",
+    "port": "PGPORT",
+    "dbname": "PGDATABASE",
+    "user": "PGUSER",
+    "password": "PGPASSWORD",
+    "passfile": "PGPASSFILE",
+    "sslmode": "PGSSLMODE",
+    "sslcert": "PGSSLCERT",
+    "sslkey": "PGSSLKEY",
+    "sslrootcert": "PGSSLROOTCERT",
+    "sslcrl": "PGSSLCRL",
+    "connect_timeout": "PGCONNECT_TIMEOUT",
+    "options": "PGOPTIONS",
+    "application_name": "PGAPPNAME",
+    "service": "PGSERVICE",
+    "channel_binding": "PGCHANNELBINDING",
+    "gssencmode": "PGGSSENCMODE",
+    "target_session_attrs": "PGTARGETSESSIONATTRS",
+    "sslnegotiation": "PGSSLNEGOTIATION",
+}
+
+
+def _psql_env(cfg: PostgresConfig) -> dict[str, str] | None:
+    """Connection settings as libpq environment variables (never on the command line, where `ps` shows them)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        info = conninfo_to_dict(cfg.dsn.get_secret_value())
+    except Exception:
+        return None
+    if any(k not in _LIBPQ_ENV for k in info):
+        return None  # a parameter psql cannot take from the environment: use the in-process reader
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update({_LIBPQ_ENV[k]: str(v) for k, v in info.items() if v is not None})
+    env.setdefault("PGCONNECT_TIMEOUT", str(cfg.connect_timeout))
+    env.setdefault("PGAPPNAME", "openfuse")
+    return env
+
+
+def _psql_copy_out(psql: str, env: dict[str, str], sql: str, cfg: PostgresConfig) -> Iterator[bytes]:
+    proc = subprocess.Popen(
+        [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        bufsize=0,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        while chunk := proc.stdout.read(_CHUNK):
+            yield chunk
+        err = proc.stderr.read().decode(errors="replace").strip()
+        if proc.wait() != 0:
+            from openfuse_connectors.errors import RetriableError, SourceUnreachableError
+
+            if "connection to server" in err or "could not connect" in err:
+                raise SourceUnreachableError(connector="postgres", reason=err.splitlines()[0], **cfg.where())
+            raise RetriableError(f"postgres source COPY failed (psql exit {proc.returncode}): {err}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def _thread_copy_out(cfg: PostgresConfig, sql: str) -> Iterator[bytes]:
+    q: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=8)
+    stop = threading.Event()
+
+    def pump() -> None:
+        try:
+            with connect_psycopg(cfg) as conn, conn.cursor() as cur, cur.copy(sql) as cp:
+                buf = bytearray()
+                for row in cp:
+                    buf += row
+                    if len(buf) >= _CHUNK:
+                        q.put(bytes(buf))
+                        buf = bytearray()
+                        if stop.is_set():
+                            return
+                if buf:
+                    q.put(bytes(buf))
+            q.put(None)
+        except BaseException as e:  # handed to the consumer, raised there
+            q.put(e)
+
+    t = threading.Thread(target=pump, name="openfuse-copy-out", daemon=True)
+    t.start()
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while t.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                t.join(0.05)
 
 
 def _to_schema(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:

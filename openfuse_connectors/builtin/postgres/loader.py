@@ -39,12 +39,15 @@ from openfuse_connectors.loader import (
     QUARANTINE_TABLE,
     STATE_TABLE,
     Disposition,
-    LoadTransaction,
     Loader,
+    LoadTransaction,
     QuarantinedRow,
     WriteJob,
 )
+from openfuse_connectors.spec import SyncMode
 from openfuse_connectors.state import StreamState
+
+_FLUSH_BYTES = 1 << 20
 
 
 class PostgresLoader(Loader):
@@ -158,7 +161,9 @@ class _PgLoad(LoadTransaction):
             "PRIMARY KEY (pipeline, stream))"
         )
         # One load per (pipeline, stream) at a time; a second one waits rather than racing the state.
-        self._exec(f"SELECT pg_advisory_xact_lock(hashtext({lit(self.job.pipeline + '/' + self.job.stream.state_key)}))")
+        self._exec(
+            f"SELECT pg_advisory_xact_lock(hashtext({lit(self.job.pipeline + '/' + self.job.stream.state_key)}))"
+        )
         existing = self.loader.table_schema(self.job.table)
         if self.job.disposition is Disposition.OVERWRITE:
             self.dest = f"_openfuse_stage_{self.job.table[:30]}_{self.suffix}"
@@ -168,17 +173,28 @@ class _PgLoad(LoadTransaction):
         else:
             self._evolve(existing, schema)
         # Append straight into the table when every column is the type the binary writer emits.
-        self.direct = self.job.disposition is not Disposition.MERGE and all(
-            column_type(f) == arrow_to_pg(f.type) for f in schema
-        ) and (existing is None or self.job.disposition is Disposition.OVERWRITE or all(
-            column_type(f) == column_type(existing.field(f.name)) for f in schema
-        ))
+        self.direct = (
+            self.job.disposition is not Disposition.MERGE
+            and all(column_type(f) == arrow_to_pg(f.type) for f in schema)
+            and (
+                existing is None
+                or self.job.disposition is Disposition.OVERWRITE
+                or all(column_type(f) == column_type(existing.field(f.name)) for f in schema)
+            )
+        )
 
     def _create(self, table: str, schema: pa.Schema) -> None:
         cols = [f"{qi(f.name)} {column_type(f)}" for f in schema]
-        pk = self.job.primary_key
+        # Appends keep every version of a row, so only replaced or merged tables get the key constraint.
+        pk = (
+            self.job.primary_key
+            if self.job.stream.mode in (SyncMode.INCREMENTAL_DEDUPE, SyncMode.FULL_REFRESH_OVERWRITE)
+            else ()
+        )
         if pk and all(schema.get_field_index(k) >= 0 for k in pk):
-            cols.append(f"CONSTRAINT {qi('pk_' + self.suffix + '_' + table[:40])} PRIMARY KEY ({', '.join(qi(k) for k in pk)})")
+            cols.append(
+                f"CONSTRAINT {qi('pk_' + self.suffix + '_' + table[:40])} PRIMARY KEY ({', '.join(qi(k) for k in pk)})"
+            )
         self._exec(f"CREATE TABLE {qname(self.schema_name, table)} ({', '.join(cols)})")
 
     def _evolve(self, existing: pa.Schema, schema: pa.Schema) -> None:
@@ -206,7 +222,9 @@ class _PgLoad(LoadTransaction):
         assert self.target is not None
         cols = ", ".join(qi(f.name) for f in self.target)
         with self.conn.cursor() as cur:
-            with cur.copy(f"COPY {qname(self.schema_name, self.dest)} ({cols}) FROM STDIN (FORMAT binary)") as cp:
+            with cur.copy(
+                f"COPY {qname(self.schema_name, self.dest)} ({cols}) FROM STDIN (FORMAT binary)"
+            ) as cp:
                 for chunk in chunks:
                     cp.write(chunk)
             return int(cur.rowcount)
@@ -218,16 +236,18 @@ class _PgLoad(LoadTransaction):
             "position bigint, field text, value text, reason text NOT NULL, record text, "
             "quarantined_at timestamptz NOT NULL DEFAULT now())"
         )
-        tab = pa.table({
-            "pipeline": [self.job.pipeline] * len(rows),
-            "stream": [self.job.stream.name] * len(rows),
-            "run_id": [self.job.run_id] * len(rows),
-            "position": pa.array([r.position for r in rows], pa.int64()),
-            "field": [r.field for r in rows],
-            "value": [_clean(r.value) for r in rows],
-            "reason": [r.reason for r in rows],
-            "record": [_clean(json.dumps(r.record, default=str)) for r in rows],
-        })
+        tab = pa.table(
+            {
+                "pipeline": [self.job.pipeline] * len(rows),
+                "stream": [self.job.stream.name] * len(rows),
+                "run_id": [self.job.run_id] * len(rows),
+                "position": pa.array([r.position for r in rows], pa.int64()),
+                "field": [r.field for r in rows],
+                "value": [_clean(r.value) for r in rows],
+                "reason": [r.reason for r in rows],
+                "record": [_clean(json.dumps(r.record, default=str)) for r in rows],
+            }
+        )
         if self.raw:  # pass-through loads never quarantine; keep the code path honest anyway
             raise AssertionError("quarantine on a pass-through load")
         tmp = f"_openfuse_q_{self.suffix}"
@@ -256,7 +276,10 @@ class _PgLoad(LoadTransaction):
             src = f"(SELECT DISTINCT ON ({', '.join(qi(k) for k in pk)}) {typed} FROM {qi(self.temp)} ORDER BY {order})"
             on = " AND ".join(f"t.{qi(k)} = s.{qi(k)}" for k in pk)
             newer = f" AND (t.{qi(cur_f)} IS NULL OR s.{qi(cur_f)} >= t.{qi(cur_f)})" if cur_f else ""
-            sets = ", ".join(f"{qi(n)} = s.{qi(n)}" for n in names if n not in pk) or f"{qi(pk[0])} = s.{qi(pk[0])}"
+            sets = (
+                ", ".join(f"{qi(n)} = s.{qi(n)}" for n in names if n not in pk)
+                or f"{qi(pk[0])} = s.{qi(pk[0])}"
+            )
             vals = ", ".join(f"s.{qi(n)}" for n in names)
             self._exec(
                 f"MERGE INTO {t} AS t USING {src} AS s ON {on} "

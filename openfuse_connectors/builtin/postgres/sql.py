@@ -33,28 +33,60 @@ def lit(value: str) -> str:
 
 
 def split_stream(name: str) -> tuple[str, str]:
-    """`schema.table` -> (schema, table); a bare name means `public`. Quoted parts are honoured."""
-    m = re.fullmatch(r'\s*(?:("(?:[^"]|"")+"|[^."]+)\.)?("(?:[^"]|"")+"|[^"]+)\s*', name)
-    if not m:
+    """`schema.table` -> (schema, table), split at the first dot; a bare name means `public`.
+
+    The table part is taken literally (it may hold dots, quotes or semicolons). A schema whose
+    name holds a dot is written quoted: `"my.schema".table`.
+    """
+    if name.startswith('"'):
+        i, buf = 1, []
+        while i < len(name):
+            if name[i] == '"':
+                if name[i + 1 : i + 2] == '"':
+                    buf.append('"')
+                    i += 2
+                    continue
+                break
+            buf.append(name[i])
+            i += 1
+        rest = name[i + 1 :]
+        if not rest.startswith(".") or len(rest) < 2:
+            raise ConfigError('stream name is not "schema".table', field="streams.name", value=name)
+        return "".join(buf), rest[1:]
+    schema, dot, table = name.partition(".")
+    if not dot:
+        return "public", name
+    if not schema or not table:
         raise ConfigError("stream name is not schema.table", field="streams.name", value=name)
+    return schema, table
 
-    def unq(p: str | None) -> str | None:
-        if p is None:
-            return None
-        return p[1:-1].replace('""', '"') if p.startswith('"') else p
 
-    return unq(m.group(1)) or "public", unq(m.group(2)) or ""
+def stream_name(schema: str, table: str) -> str:
+    if "." in schema or schema.startswith('"'):
+        return '"' + schema.replace('"', '""') + '".' + table
+    return f"{schema}.{table}"
 
 
 _SIMPLE_PG_TO_ARROW: dict[str, pa.DataType] = {
-    "smallint": pa.int16(), "integer": pa.int32(), "bigint": pa.int64(),
-    "real": pa.float32(), "double precision": pa.float64(), "boolean": pa.bool_(),
-    "text": pa.string(), "bytea": pa.binary(), "date": pa.date32(),
+    "smallint": pa.int16(),
+    "integer": pa.int32(),
+    "bigint": pa.int64(),
+    "real": pa.float32(),
+    "double precision": pa.float64(),
+    "boolean": pa.bool_(),
+    "text": pa.string(),
+    "bytea": pa.binary(),
+    "date": pa.date32(),
     "timestamp without time zone": pa.timestamp("us"),
     "timestamp with time zone": pa.timestamp("us", tz="UTC"),
-    "time without time zone": pa.time64("us"), "interval": pa.month_day_nano_interval(),
-    "json": pa.string(), "jsonb": pa.string(), "uuid": pa.string(), "name": pa.string(),
-    "oid": pa.int64(), "numeric": pa.string(),
+    "time without time zone": pa.time64("us"),
+    "interval": pa.month_day_nano_interval(),
+    "json": pa.string(),
+    "jsonb": pa.string(),
+    "uuid": pa.string(),
+    "name": pa.string(),
+    "oid": pa.int64(),
+    "numeric": pa.string(),
 }
 
 
@@ -158,7 +190,9 @@ def connect_psycopg(cfg: PostgresConfig, *, connector: str = "postgres", autocom
     import psycopg
 
     try:
-        conn = psycopg.connect(cfg.dsn.get_secret_value(), connect_timeout=cfg.connect_timeout, autocommit=autocommit)
+        conn = psycopg.connect(
+            cfg.dsn.get_secret_value(), connect_timeout=cfg.connect_timeout, autocommit=autocommit
+        )
     except psycopg.OperationalError as e:
         raise SourceUnreachableError(connector=connector, reason=_reason(e, cfg), **cfg.where()) from None
     if cfg.statement_timeout_ms is not None:

@@ -29,7 +29,9 @@ class NumbersExtractor(Extractor):
         schema = pa.schema([pa.field("n", pa.int64(), nullable=False)])
         return [StreamInfo("numbers", schema, ("n",), ("n",))]
 
-    def read(self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000) -> Iterator[pa.RecordBatch]:
+    def read(
+        self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000
+    ) -> Iterator[pa.RecordBatch]:
         start = int(state.cursor.as_py()) if state and state.cursor else 1
         n = start
         while n <= self.config.count:
