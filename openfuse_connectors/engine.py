@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -228,15 +229,20 @@ def run_pipeline(
 
 
 class _CursorTracker:
-    """Skips rows loaded at the previous boundary; tracks the new max cursor and its rows."""
+    """Skips rows already loaded at the previous boundary; tracks the new max cursor and its rows.
+
+    Rows at the boundary are recognised by a digest of the whole row (a multiset, so identical
+    rows are counted, not merged): a row updated without moving its cursor is a new row, an
+    unchanged one is skipped.
+    """
 
     def __init__(self, stream: StreamSpec, state: StreamState | None):
         self.field = stream.cursor_field if stream.mode.incremental else None
-        self.key = list(stream.primary_key)
         self.prev = state.cursor.to_scalar() if state and state.cursor and self.field else None
-        self.prev_keys = set(state.boundary_keys) if state else set()
+        self.prev_keys: Counter[str] = Counter(state.boundary_keys) if state else Counter()
+        self.loaded_at_prev: Counter[str] = Counter(self.prev_keys)
         self.max: pa.Scalar | None = None
-        self.max_keys: set[str] = set()
+        self.max_keys: Counter[str] = Counter()
 
     def drop_loaded(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         if self.prev is None or not self.prev_keys or self.field is None:
@@ -246,14 +252,18 @@ class _CursorTracker:
         if not pc.any(at_boundary).as_py():
             return batch
         idx = pc.indices_nonzero(at_boundary).to_pylist()
-        keys = key_digests(batch.take(pa.array(idx)), self.key or batch.schema.names)
-        drop = {i for i, k in zip(idx, keys, strict=True) if k in self.prev_keys}
+        digests = key_digests(batch.take(pa.array(idx)), batch.schema.names)
+        drop = set()
+        for i, d in zip(idx, digests, strict=True):
+            if self.prev_keys[d] > 0:
+                self.prev_keys[d] -= 1
+                drop.add(i)
         if not drop:
             return batch
         return batch.filter(pa.array([i not in drop for i in range(batch.num_rows)]))
 
     def observe(self, batch: pa.RecordBatch) -> None:
-        if self.field is None:
+        if self.field is None or batch.num_rows == 0:
             return
         col = batch.column(self.field)
         m = pc.max(col)
@@ -261,30 +271,31 @@ class _CursorTracker:
             return
         if self.max is None or pc.greater(m, self.max.cast(m.type)).as_py():
             self.max = m
-            self.max_keys = set()
+            self.max_keys = Counter()
         if pc.equal(m, self.max.cast(m.type)).as_py():
-            at = pc.fill_null(pc.equal(col, m), False)
-            rows = batch.filter(at)
-            self.max_keys.update(key_digests(rows, self.key or batch.schema.names))
+            rows = batch.filter(pc.fill_null(pc.equal(col, m), False))
+            self.max_keys.update(key_digests(rows, batch.schema.names))
 
     def state(self, run_id: str) -> StreamState:
         extra = {"last_run_id": run_id}
         if self.field is None:
             return StreamState(extra=extra)
-        if self.max is None:
-            # Nothing new: keep the previous cursor and boundary.
-            if self.prev is None:
-                return StreamState(extra=extra)
+        if self.prev is not None and (
+            self.max is None or pc.equal(self.max, self.prev.cast(self.max.type)).as_py()
+        ):
+            # The cursor did not move: the boundary holds what was there plus what was added at it.
+            # (prev_keys was consumed while skipping; rebuild it from the stored state's full set.)
+            keys = self.loaded_at_prev + self.max_keys
             return StreamState(
                 cursor=Cursor.from_scalar(self.field, self.prev),
-                boundary_keys=tuple(sorted(self.prev_keys)),
+                boundary_keys=tuple(sorted(keys.elements())),
                 extra=extra,
             )
-        if self.prev is not None and pc.equal(self.max, self.prev.cast(self.max.type)).as_py():
-            self.max_keys |= self.prev_keys
+        if self.max is None:
+            return StreamState(extra=extra)
         return StreamState(
             cursor=Cursor.from_scalar(self.field, self.max),
-            boundary_keys=tuple(sorted(self.max_keys)),
+            boundary_keys=tuple(sorted(self.max_keys.elements())),
             extra=extra,
         )
 

@@ -2,8 +2,9 @@
 
 Incremental reads are *inclusive* (``cursor >= last``) so rows that share the boundary value
 and were committed after the last run are not lost; rows already loaded at exactly the boundary
-value are recognised by a digest of their key (``boundary_keys``) and skipped, so they are not
-duplicated either.
+value are recognised by a digest of the whole row (``boundary_keys``, a multiset) and skipped,
+so they are not duplicated either; a row updated without moving its cursor has a new digest and
+is loaded again.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class StreamState(BaseModel):
 
 
 def key_digests(batch: pa.RecordBatch | pa.Table, key: list[str]) -> list[str]:
-    """Stable digests of each row's key columns (all columns when there is no primary key)."""
+    """Stable digests of each row's values in the ``key`` columns."""
     cols = [batch.column(k).to_pylist() for k in key]
     out = []
     for row in zip(*cols, strict=True):
