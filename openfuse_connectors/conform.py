@@ -51,7 +51,7 @@ def conform(
                             bad[i] = (
                                 name,
                                 col[i].as_py(),
-                                "column is not in the destination table (schema_drift: quarantine)",
+                                "column is not in the destination table",
                             )
     for key in required:
         col = batch.column(key) if key in batch.schema.names else None

@@ -102,7 +102,11 @@ def plan_schema(
     for f in existing:
         if f.name in src:
             s = src[f.name]
-            t = f.type if _same(storage_type(s.type), f.type) else widen(f.type, s.type)
+            if _same(storage_type(s.type), f.type):
+                # The destination already stores this type: keep the source's, the loader maps it.
+                fields.append(pa.field(f.name, s.type, f.nullable, s.metadata))
+                continue
+            t = widen(f.type, s.type)
             fields.append(pa.field(f.name, t, True, s.metadata if t == s.type else f.metadata))
         else:
             fields.append(f.with_nullable(True))

@@ -162,17 +162,29 @@ def run_stream(
                 good, bad = conform(batch, plan.target, offset=position, required=required)
                 position += raw.num_rows
                 if bad:
-                    quarantined.extend(bad)
+                    with plugin_boundary(extractor.name, "annotate_quarantine"):
+                        quarantined.extend(extractor.annotate_quarantine(bad))
+                # Records the source could not even parse (malformed lines), handed over as they occur.
+                with plugin_boundary(extractor.name, "take_rejects"):
+                    quarantined.extend(extractor.take_rejects())
                 if good.num_rows:
                     tx.write(good)
                     result.rows_written += good.num_rows
                     result.bytes_written += good.nbytes
                 if progress:
                     progress(stream.name, result.rows_read)
+            with plugin_boundary(extractor.name, "take_rejects"):
+                quarantined.extend(extractor.take_rejects())
             if quarantined:
                 tx.quarantine(quarantined)
             result.rows_quarantined = len(quarantined)
             new_state = tracker.state(run_id)
+            with plugin_boundary(extractor.name, "checkpoint"):
+                source_ck = extractor.checkpoint()
+            if source_ck is None and state is not None:
+                source_ck = state.extra.get("source")
+            if source_ck is not None:
+                new_state = new_state.model_copy(update={"extra": {**new_state.extra, "source": source_ck}})
         tx.commit(new_state)
     result.cursor_after = new_state.cursor.value if new_state.cursor else None
     result.seconds = time.perf_counter() - started

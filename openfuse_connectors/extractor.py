@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pyarrow as pa
 
 from openfuse_connectors.catalog import StreamInfo
 from openfuse_connectors.config import ConnectorConfig
+from openfuse_connectors.loader import QuarantinedRow
 from openfuse_connectors.spec import StreamSpec
 from openfuse_connectors.state import StreamState
 
@@ -67,6 +68,26 @@ class Extractor(ABC):
     def copy_out(self, stream: StreamSpec, fmt: str) -> Iterator[bytes]:
         """Yield the stream as raw bytes in a pass-through format named in ``passthrough_formats``."""
         raise NotImplementedError(fmt)
+
+    def checkpoint(self) -> dict[str, Any] | None:
+        """Source-specific progress to commit with the stream state (e.g. files already read).
+
+        Called once :meth:`read` is exhausted; the value is stored in the destination with the
+        data and handed back on the next read as ``state.extra["source"]``.
+        """
+        return None
+
+    def take_rejects(self) -> list[QuarantinedRow]:
+        """Records the source could not parse since the last call (malformed lines, invalid JSON).
+
+        The engine calls this after every batch and once after the last, and quarantines them
+        in the load's transaction. Each reject is handed over once.
+        """
+        return []
+
+    def annotate_quarantine(self, rows: list[QuarantinedRow]) -> list[QuarantinedRow]:
+        """Add source context (file, line) to rows the engine quarantined; default: unchanged."""
+        return rows
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

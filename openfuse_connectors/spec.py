@@ -130,7 +130,7 @@ class StreamSpec(BaseModel):
         """The destination table name: `destination_table`, else the last part of the stream name."""
         if self.destination_table:
             return self.destination_table
-        return _sanitize(self.name.rsplit(".", 1)[-1])
+        return default_table(self.name)
 
 
 class PipelineSpec(BaseModel):
@@ -260,6 +260,25 @@ def _loc(data: Any, loc: tuple[Any, ...]) -> str:
 def _is_secretish(loc: str) -> bool:
     low = loc.lower()
     return any(w in low for w in ("password", "secret", "token", "dsn", "key"))
+
+
+_FILE_EXT = re.compile(
+    r"(\.(csv|tsv|txt|jsonl|ndjson|json|parquet|pq))?(\.(gz|bz2|xz|zst|zip))?$", re.IGNORECASE
+)
+_GLOB = re.compile(r"[*?\[\]{}]")
+
+
+def default_table(stream: str) -> str:
+    """The destination table for a stream name: `public.orders` -> `orders`,
+    `orders/*.csv` -> `orders`, `exports/2024/invoice.csv.gz` -> `invoice`."""
+    if "/" in stream or _GLOB.search(stream) or _FILE_EXT.search(stream).group(1):  # type: ignore[union-attr]
+        plain = [seg for seg in stream.split("/") if seg and not _GLOB.search(seg)]
+        if not plain:
+            return "stream"
+        last = plain[-1]
+        # A trailing glob segment means the files of a folder: the folder names the table.
+        return _sanitize(_FILE_EXT.sub("", last) or "stream")
+    return _sanitize(stream.rsplit(".", 1)[-1])
 
 
 def _sanitize(name: str) -> str:

@@ -33,7 +33,8 @@ class Cursor(BaseModel):
 
     @classmethod
     def from_scalar(cls, field: str, scalar: pa.Scalar) -> Cursor:
-        text = pa.array([scalar.as_py()], scalar.type).cast(pa.string())[0].as_py()
+        # Cast in Arrow, not via Python objects: nanosecond timestamps have no exact Python value.
+        text = scalar.cast(pa.string()).as_py()
         return cls(field=field, type=str(scalar.type), value=text)
 
     def arrow_type(self) -> pa.DataType:

@@ -53,12 +53,14 @@ def test_no_row_lost_or_duplicated(pg_server: str, script: list[tuple[Any, ...]]
         "dedupe": {"mode": "incremental_dedupe", "cursor_field": "updated_at", "primary_key": ["id"]},
         "append": {"mode": "incremental_append", "cursor_field": "updated_at", "primary_key": ["id"]},
     }
-    spec = parse_pipeline({
-        "name": "prop",
-        "source": {"connector": "memory", "config": {"dataset": dataset}},
-        "destination": {"connector": "postgres", "config": {"dsn": dst, "schema": schema}},
-        "streams": [{"name": "items", "destination_table": t, **m} for t, m in modes.items()],
-    })
+    spec = parse_pipeline(
+        {
+            "name": "prop",
+            "source": {"connector": "memory", "config": {"dataset": dataset}},
+            "destination": {"connector": "postgres", "config": {"dsn": dst, "schema": schema}},
+            "streams": [{"name": "items", "destination_table": t, **m} for t, m in modes.items()],
+        }
+    )
     rows: dict[int, dict[str, Any]] = {}
     clock = 0
     seen_versions: set[tuple[int, str | None]] = set()
@@ -87,7 +89,9 @@ def test_no_row_lost_or_duplicated(pg_server: str, script: list[tuple[Any, ...]]
                 with psycopg.connect(dst) as conn:
                     current = sorted((r["id"], r["name"]) for r in rows.values())
                     for table in ("overwrite", "dedupe"):
-                        got = conn.execute(f'SELECT id, name FROM "{schema}"."{table}" ORDER BY id').fetchall()
+                        got = conn.execute(
+                            f'SELECT id, name FROM "{schema}"."{table}" ORDER BY id'
+                        ).fetchall()
                         assert got == current, table
                     appended = conn.execute(f'SELECT id, name FROM "{schema}".append').fetchall()
                     assert len(appended) == len(set(appended)), "incremental_append duplicated a row"
