@@ -10,7 +10,18 @@ import pyarrow.compute as pc
 
 from openfuse_connectors.loader import QuarantinedRow
 
-__all__ = ["conform"]
+__all__ = ["cast_exact", "conform"]
+
+
+def cast_exact(col: pa.Array, to: pa.DataType) -> pa.Array:
+    """``pc.cast(safe=True)``, plus the exact conversions Arrow refuses by type alone.
+
+    Arrow will not cast int64 to decimal128(10, 2) (the type could overflow) even when every
+    value fits; going through decimal128(20, 0) checks the values instead.
+    """
+    if pa.types.is_integer(col.type) and pa.types.is_decimal(to) and to.precision - to.scale < 20:
+        col = pc.cast(col, pa.decimal128(20, 0), safe=True)
+    return pc.cast(col, to, safe=True)
 
 
 def conform(
@@ -77,7 +88,7 @@ def _cast(col: pa.Array, f: pa.Field, bad: dict[int, tuple[str, Any, str]]) -> p
     if col.type == f.type:
         return col
     try:
-        return pc.cast(col, f.type, safe=True)
+        return cast_exact(col, f.type)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as whole:
         # Find the offending values one by one (only on this error path), null them, report them.
         values = col.to_pylist()
@@ -87,7 +98,7 @@ def _cast(col: pa.Array, f: pa.Field, bad: dict[int, tuple[str, Any, str]]) -> p
                 fixed.append(None)
                 continue
             try:
-                fixed.append(pc.cast(pa.array([v], col.type), f.type, safe=True)[0].as_py())
+                fixed.append(cast_exact(pa.array([v], col.type), f.type)[0].as_py())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
                 bad.setdefault(
                     i, (f.name, v, f"value does not fit destination type {f.type}: {_first_line(e)}")

@@ -26,7 +26,7 @@ from openfuse_connectors.loader import Disposition, Loader, QuarantinedRow, Writ
 from openfuse_connectors.registry import Registry, get_registry, plugin_boundary
 from openfuse_connectors.spec import PipelineSpec, StreamSpec, SyncMode
 from openfuse_connectors.state import Cursor, StreamState, key_digests
-from openfuse_connectors.transformer import Transformer
+from openfuse_connectors.transformer import TransformContext, Transformer
 
 __all__ = ["ProgressFn", "StreamResult", "disposition_for", "run_pipeline", "run_stream"]
 
@@ -84,6 +84,10 @@ def run_stream(
     # Transforms from the pipeline plus any imposed from outside (e.g. policy obligations).
     transformers = [reg.transformer(t.type, dict(t.options)) for t in stream.transforms]
     transformers += extra_transformers or []
+    ctx = TransformContext(pipeline.name, stream.name, run_id)
+    for t in transformers:
+        with plugin_boundary(t.label, "setup"):
+            t.setup(ctx)
     pk = stream.primary_key
     job = WriteJob(
         pipeline=pipeline.name,
@@ -106,7 +110,7 @@ def run_stream(
         info = extractor.stream_info(stream)
     schema = info.schema
     for t in transformers:
-        with plugin_boundary(t.name, "transform_schema"):
+        with plugin_boundary(t.label, "transform_schema"):
             schema = t.transform_schema(schema)
     existing = loader.table_schema(job.table)
     storage = getattr(loader, "storage_type", lambda t: t)
@@ -157,7 +161,7 @@ def run_stream(
                 # The cursor advances past quarantined rows too: they are kept, not lost.
                 tracker.observe(batch)
                 for t in transformers:
-                    with plugin_boundary(t.name, "transform"):
+                    with plugin_boundary(t.label, "transform"):
                         batch = t.transform(batch)
                 good, bad = conform(batch, plan.target, offset=position, required=required)
                 position += raw.num_rows

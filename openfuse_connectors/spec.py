@@ -35,6 +35,7 @@ __all__ = [
     "SchemaDrift",
     "StreamSpec",
     "SyncMode",
+    "TransformSpec",
     "expand_env",
     "load_pipeline",
     "parse_pipeline",
@@ -70,12 +71,25 @@ class ConnectorRef(BaseModel):
 
 
 class TransformSpec(BaseModel):
-    """One transform step: a registered Transformer name plus its options."""
+    """One transform step: a registered Transformer name plus its options.
+
+    Written either as ``{type: hash, options: {columns: [email]}}`` or flat as
+    ``{type: hash, columns: [email]}``.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     type: str
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_options(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "type" in data:
+            extra = {k: v for k, v in data.items() if k not in ("type", "options")}
+            if extra:
+                return {"type": data["type"], "options": {**dict(data.get("options") or {}), **extra}}
+        return data
 
 
 class StreamSpec(BaseModel):

@@ -337,3 +337,24 @@ def test_passthrough_readers_agree_byte_for_byte(pair: tuple[str, str]) -> None:
         b"".join(_psql_copy_out(psql, env, sql.replace("public.orders", "public.nope"), cfg))
     with pytest.raises(Exception, match="does not exist"):
         b"".join(_thread_copy_out(cfg, sql.replace("public.orders", "public.nope")))
+
+
+def test_transforms_skip_the_passthrough_and_apply(pair: tuple[str, str]) -> None:
+    src, dst = pair
+    seed(src, 50)
+    p = spec(
+        src,
+        dst,
+        transforms=[
+            {"type": "filter", "expr": "qty > 3"},
+            {"type": "mask", "columns": ["name"], "keep_last": 2},
+        ],
+    )
+    [r] = run_pipeline(p)
+    assert r.ok, r.error
+    assert r.passthrough is False
+    want = pg_rows(src, "SELECT count(*) FROM public.orders WHERE qty > 3")[0][0]
+    assert r.rows_written == want
+    names = [n for (n,) in pg_rows(dst, "SELECT name FROM analytics.orders")]
+    assert names and all(set(n[:-2]) == {"*"} for n in names)
+    assert not any(n.startswith("name") for n in names)
