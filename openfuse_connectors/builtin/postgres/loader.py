@@ -58,6 +58,8 @@ class PostgresLoader(Loader):
     passthrough_formats: ClassVar[frozenset[str]] = frozenset({PASSTHROUGH})
     config: PostgresConfig
 
+    _bootstrapped = False
+
     @property
     def schema(self) -> str:
         return self.config.schema_name
@@ -65,6 +67,31 @@ class PostgresLoader(Loader):
     def check(self) -> None:
         with connect_psycopg(self.config) as conn:
             conn.execute("SELECT 1")
+
+    def bootstrap(self) -> None:
+        """Create the schema and the bookkeeping tables, once, in their own short transaction.
+
+        Parallel loads into a fresh database would otherwise race on `CREATE ... IF NOT EXISTS`
+        (a unique violation in the catalog); the advisory lock serialises only this step.
+        """
+        if self._bootstrapped:
+            return
+        s = self.schema
+        with connect_psycopg(self.config) as conn:
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"openfuse-bootstrap:{s}",))
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {qi(s)}")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {qname(s, STATE_TABLE)} (pipeline text NOT NULL, stream text NOT NULL, "
+                "state jsonb NOT NULL, run_id text, updated_at timestamptz NOT NULL DEFAULT now(), "
+                "PRIMARY KEY (pipeline, stream))"
+            )
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {qname(s, QUARANTINE_TABLE)} (pipeline text NOT NULL, "
+                "stream text NOT NULL, run_id text NOT NULL, position bigint, field text, value text, "
+                "reason text NOT NULL, record text, quarantined_at timestamptz NOT NULL DEFAULT now())"
+            )
+            conn.commit()
+        self._bootstrapped = True
 
     def read_state(self, pipeline: str, stream: str) -> StreamState | None:
         with connect_psycopg(self.config) as conn:
@@ -153,13 +180,7 @@ class _PgLoad(LoadTransaction):
     def prepare(self, schema: pa.Schema) -> None:
         self.target = schema
         self._ensure_conn(raw=self.job.extra.get("passthrough") is not None)
-        s = self.schema_name
-        self._exec(f"CREATE SCHEMA IF NOT EXISTS {qi(s)}")
-        self._exec(
-            f"CREATE TABLE IF NOT EXISTS {qname(s, STATE_TABLE)} (pipeline text NOT NULL, stream text NOT NULL, "
-            "state jsonb NOT NULL, run_id text, updated_at timestamptz NOT NULL DEFAULT now(), "
-            "PRIMARY KEY (pipeline, stream))"
-        )
+        self.loader.bootstrap()
         # One load per (pipeline, stream) at a time; a second one waits rather than racing the state.
         self._exec(
             f"SELECT pg_advisory_xact_lock(hashtext({lit(self.job.pipeline + '/' + self.job.stream.state_key)}))"
@@ -231,11 +252,6 @@ class _PgLoad(LoadTransaction):
 
     def quarantine(self, rows: list[QuarantinedRow]) -> None:
         q = qname(self.schema_name, QUARANTINE_TABLE)
-        self._exec(
-            f"CREATE TABLE IF NOT EXISTS {q} (pipeline text NOT NULL, stream text NOT NULL, run_id text NOT NULL, "
-            "position bigint, field text, value text, reason text NOT NULL, record text, "
-            "quarantined_at timestamptz NOT NULL DEFAULT now())"
-        )
         tab = pa.table(
             {
                 "pipeline": [self.job.pipeline] * len(rows),

@@ -358,3 +358,34 @@ def test_transforms_skip_the_passthrough_and_apply(pair: tuple[str, str]) -> Non
     names = [n for (n,) in pg_rows(dst, "SELECT name FROM analytics.orders")]
     assert names and all(set(n[:-2]) == {"*"} for n in names)
     assert not any(n.startswith("name") for n in names)
+
+
+def test_parallel_first_loads_into_a_fresh_schema_do_not_race(pair: tuple[str, str]) -> None:
+    """Streams loading at once into a schema that does not exist yet (as Dagster runs them)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    src, dst = pair
+    seed(src, 100)
+    streams = [
+        {"name": "public.orders", "destination_table": f"t{i}", "mode": "full_refresh_append"}
+        for i in range(6)
+    ]
+    p = parse_pipeline(
+        {
+            "name": "par",
+            "source": {"connector": "postgres", "config": {"dsn": src}},
+            "destination": {"connector": "postgres", "config": {"dsn": dst, "schema": "fresh"}},
+            "streams": streams,
+        }
+    )
+    reg = get_registry()
+
+    def one(i: int) -> object:
+        ex = reg.extractor("postgres", {"dsn": src})
+        ld = reg.loader("postgres", {"dsn": dst, "schema": "fresh"})
+        return run_stream(p, p.streams[i], ex, ld)
+
+    with ThreadPoolExecutor(6) as pool:
+        results = list(pool.map(one, range(6)))
+    assert all(r.rows_written == 100 for r in results)  # type: ignore[attr-defined]
+    assert pg_rows(dst, "SELECT count(*) FROM fresh._openfuse_state") == [(6,)]

@@ -1,0 +1,204 @@
+"""A pipeline as a Dagster job with one op per stream, and its schedule.
+
+The ops share nothing and depend on nothing, so the multiprocess and Celery executors run them
+in parallel; each has the pipeline's retry policy, so one flaky stream retries alone. An op
+reports the same materialization metadata and check evaluations as the asset step
+(:mod:`openfuse_dagster.assets`), against the same asset keys, so the catalog shows syncs from
+either path.
+
+Schedules come from ``PipelineSpec.schedule`` (cron), evaluated in UTC unless the pipeline's
+``timezone`` tag names an IANA zone.
+"""
+
+import re
+
+from dagster import (
+    AssetKey,
+    AssetMaterialization,
+    DagsterInvalidDefinitionError,
+    DefaultScheduleStatus,
+    ExecutorDefinition,
+    JobDefinition,
+    OpDefinition,
+    OpExecutionContext,
+    RetryPolicy,
+    ScheduleDefinition,
+    job,
+    op,
+)
+
+from openfuse_connectors.errors import ConfigError
+from openfuse_connectors.registry import Registry
+from openfuse_connectors.spec import PipelineSpec, StreamSpec
+from openfuse_dagster.checks import build_openfuse_check_specs, outcomes_after_sync
+from openfuse_dagster.resources import OpenFuseConnectionResource
+from openfuse_dagster.resources import destination_resource_key as default_destination_key
+from openfuse_dagster.resources import source_resource_key as default_source_key
+from openfuse_dagster.sync import (
+    SyncConfig,
+    fatal_is_final,
+    materialization_metadata,
+    pipeline_retry_policy,
+    stream_failure,
+    sync_stream,
+)
+from openfuse_dagster.translator import OpenFuseTranslator
+
+__all__ = ["TIMEZONE_TAG", "build_pipeline_job", "build_pipeline_schedule", "stream_op_name"]
+
+TIMEZONE_TAG = "timezone"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def stream_op_name(pipeline: PipelineSpec, stream: StreamSpec) -> str:
+    """``<pipeline>__<table>``: unique, since a pipeline's streams load distinct tables."""
+    return f"{pipeline.name}__{_UNSAFE.sub('_', stream.table)}"
+
+
+def _stream_op(
+    pipeline: PipelineSpec,
+    stream: StreamSpec,
+    *,
+    translator: OpenFuseTranslator,
+    src_key: str,
+    dst_key: str,
+    retry_policy: RetryPolicy | None,
+    checks: set[str],
+    registry: Registry | None,
+) -> OpDefinition:
+    key = translator.get_asset_key(pipeline, stream)
+
+    @op(
+        name=stream_op_name(pipeline, stream),
+        description=f"Sync stream `{stream.name}` into table `{stream.table}` ({stream.mode.value}).",
+        required_resource_keys={src_key, dst_key},
+        retry_policy=retry_policy,
+        tags={"openfuse/pipeline": pipeline.name, "openfuse/table": stream.table},
+    )
+    def _sync(context: OpExecutionContext, config: SyncConfig) -> None:
+        source: OpenFuseConnectionResource = getattr(context.resources, src_key)
+        destination: OpenFuseConnectionResource = getattr(context.resources, dst_key)
+        with fatal_is_final(f"pipeline {pipeline.name!r}, stream {stream.name!r}"):
+            extractor = source.build_extractor(registry)
+            try:
+                loader = destination.build_loader(registry)
+            except BaseException:
+                extractor.close()
+                raise
+        try:
+            try:
+                result = sync_stream(
+                    pipeline,
+                    stream,
+                    extractor,
+                    loader,
+                    log=context.log,
+                    run_id=context.run.run_id,
+                    full_refresh=config.full_refresh,
+                    registry=registry,
+                )
+            except Exception as e:
+                raise stream_failure(pipeline, 1, {stream.name: e}) from e
+            outcomes, counted = outcomes_after_sync(result, loader, checks)
+        finally:
+            extractor.close()
+            loader.close()
+        context.log_event(
+            AssetMaterialization(
+                asset_key=key,
+                metadata=materialization_metadata(
+                    result,
+                    stream,
+                    run_id=context.run.run_id,
+                    full_refresh=config.full_refresh,
+                    destination_rows=counted,
+                ),
+            )
+        )
+        for o in outcomes:
+            # Dagster accepts check evaluations here (its annotation lists only the older events).
+            context.log_event(o.evaluation(key))  # type: ignore[arg-type]
+
+    return _sync
+
+
+def build_pipeline_job(
+    pipeline: PipelineSpec,
+    *,
+    translator: OpenFuseTranslator | None = None,
+    name: str | None = None,
+    retries: int | None = None,
+    source_resource_key: str | None = None,
+    destination_resource_key: str | None = None,
+    executor_def: ExecutorDefinition | None = None,
+    registry: Registry | None = None,
+) -> JobDefinition:
+    """A job named after the pipeline, with one independent op per stream.
+
+    Args:
+        retries: step retries (default: the pipeline's ``retries`` tag; see
+            :func:`openfuse_dagster.sync.pipeline_retry_policy`).
+        executor_def: e.g. a Celery executor; default Dagster's (multiprocess when launched).
+        Others: as for :func:`openfuse_dagster.openfuse_assets`.
+    """
+    t = translator or OpenFuseTranslator()
+    src_key = source_resource_key or default_source_key(pipeline)
+    dst_key = destination_resource_key or default_destination_key(pipeline)
+    policy = pipeline_retry_policy(pipeline, retries)
+    check_names: dict[AssetKey, set[str]] = {}
+    for spec in build_openfuse_check_specs(pipeline, t, registry):
+        check_names.setdefault(spec.asset_key, set()).add(spec.name)
+    ops = [
+        _stream_op(
+            pipeline,
+            s,
+            translator=t,
+            src_key=src_key,
+            dst_key=dst_key,
+            retry_policy=policy,
+            checks=check_names.get(t.get_asset_key(pipeline, s), set()),
+            registry=registry,
+        )
+        for s in pipeline.streams
+    ]
+
+    @job(
+        name=name or pipeline.name,
+        description=f"OpenFuse pipeline `{pipeline.name}`: {len(ops)} stream(s), one op each.",
+        tags={"openfuse/pipeline": pipeline.name},
+        executor_def=executor_def,
+    )
+    def _pipeline_job() -> None:
+        for o in ops:
+            o()
+
+    return _pipeline_job
+
+
+def build_pipeline_schedule(
+    pipeline: PipelineSpec,
+    job_def: JobDefinition,
+    *,
+    default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+) -> ScheduleDefinition | None:
+    """The pipeline's cron schedule for ``job_def``, or None when it has none.
+
+    Schedules start stopped (turn them on in the UI) unless ``default_status`` says otherwise,
+    so loading a folder of pipelines never starts syncing on its own.
+    """
+    if not pipeline.schedule:
+        return None
+    try:
+        return ScheduleDefinition(
+            name=f"{pipeline.name}_schedule",
+            cron_schedule=pipeline.schedule,
+            job=job_def,
+            execution_timezone=pipeline.tags.get(TIMEZONE_TAG),
+            default_status=default_status,
+            description=f"Runs OpenFuse pipeline `{pipeline.name}` on `{pipeline.schedule}`.",
+            tags={"openfuse/pipeline": pipeline.name},
+        )
+    except DagsterInvalidDefinitionError as e:
+        field = f"tags.{TIMEZONE_TAG}" if "timezone" in str(e).lower() else "schedule"
+        value = pipeline.tags.get(TIMEZONE_TAG) if field != "schedule" else pipeline.schedule
+        raise ConfigError(f"invalid schedule: {e}", field=field, value=value) from None
