@@ -209,5 +209,25 @@ def connectors_list() -> None:
         )
 
 
+def _load_command_plugins() -> None:
+    """Commands from the other packages (`openfuse dev`, `openfuse api`, `openfuse policy` ...).
+
+    They register through the ``openfuse.cli`` entry-point group, so this SDK package never
+    imports Dagster, the API or the policy engine (ARCHITECTURE.md's import directions). Each entry
+    point is a ``register(app: typer.Typer) -> None`` function; one that fails to load is reported
+    and the other commands keep working.
+    """
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="openfuse.cli"):
+        try:
+            ep.load()(app)
+        except Exception as e:  # a broken plugin must not take the CLI down
+            err.print(f"[yellow]warning:[/] commands from {ep.name!r} ({ep.value}) are unavailable: {e}", highlight=False)
+
+
+_load_command_plugins()
+
+
 def main() -> None:  # pragma: no cover - console entry
     app()
