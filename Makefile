@@ -22,7 +22,7 @@ install: $(STAMP) ## Create .venv and install OpenFuse with test extras (pinned 
 demo: install ## Run the bundled demo pipeline on the embedded defaults (no server needed)
 	$(BIN)/python -m openfuse_connectors.demo
 
-services: ## Make sure PostgreSQL and Redis are up (starts them when they are down)
+services: ## Make sure PostgreSQL, Redis and MariaDB are up (starts them when they are down)
 	@bash deployments/local/ensure-services.sh
 
 test: install services ## Run the whole test suite
