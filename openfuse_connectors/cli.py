@@ -223,7 +223,10 @@ def _load_command_plugins() -> None:
         try:
             ep.load()(app)
         except Exception as e:  # a broken plugin must not take the CLI down
-            err.print(f"[yellow]warning:[/] commands from {ep.name!r} ({ep.value}) are unavailable: {e}", highlight=False)
+            err.print(
+                f"[yellow]warning:[/] commands from {ep.name!r} ({ep.value}) are unavailable: {e}",
+                highlight=False,
+            )
 
 
 _load_command_plugins()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
@@ -32,19 +32,55 @@ class ConnectorConfig(BaseModel):
 def validate_config(
     model: type[ConnectorConfig], data: dict[str, Any], *, connector: str, role: str
 ) -> ConnectorConfig:
-    """Validate a config mapping, naming the connector, the field and (non-secret) value on error."""
+    """Validate a config mapping, naming the connector, the field and (non-secret) value on error.
+
+    A value is shown only when it is a scalar outside every secret field, nested ones included.
+    """
     try:
         return model.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or None
-        secret = False
-        if field and field.split(".")[0] in model.model_fields:
-            ann = model.model_fields[field.split(".")[0]].annotation
-            secret = ann in (SecretStr, SecretStr | None)
-        value = None if secret or err["type"] == "missing" else err.get("input")
+        loc = tuple(err["loc"])
+        field = ".".join(str(p) for p in loc) or None
+        raw = err.get("input")
+        shown = None
+        if (
+            err["type"] != "missing"
+            and not isinstance(raw, dict | list | tuple)
+            and not _secret_path(model, loc)
+        ):
+            shown = raw
         raise ConfigError(
             f"{role} connector {connector!r}: {err['msg']}",
             field=f"{role}.config.{field}" if field else None,
-            value=value,
+            value=shown,
         ) from None
+
+
+def _secret_path(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
+    """Whether a validation error location lies inside a `SecretStr` field (at any depth)."""
+    current: Any = model
+    for part in loc:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return False
+        fields = current.model_fields
+        name = next((n for n, f in fields.items() if part in (n, f.alias)), None)
+        if name is None:
+            return False
+        current = _unwrap(fields[name].annotation)
+        if current is SecretStr:
+            return True
+    # A scalar given where a whole model was expected may be a misplaced secret: don't echo it.
+    return isinstance(current, type) and issubclass(current, BaseModel) and current is not model
+
+
+def _unwrap(annotation: Any) -> Any:
+    """`X | None`, `Optional[X]` and containers of X -> X (the model or SecretStr inside)."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if not args:
+        return annotation
+    for a in args:
+        inner = _unwrap(a)
+        if inner is SecretStr or (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return inner
+    return annotation

@@ -9,6 +9,7 @@ the same destination transaction as the data.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections import Counter
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 
 from openfuse_connectors.conform import conform
 from openfuse_connectors.drift import plan_schema
+from openfuse_connectors.errors import OpenFuseError
 from openfuse_connectors.extractor import Extractor
 from openfuse_connectors.loader import Disposition, Loader, QuarantinedRow, WriteJob
 from openfuse_connectors.registry import Registry, get_registry, plugin_boundary
@@ -29,6 +31,8 @@ from openfuse_connectors.state import Cursor, StreamState, key_digests
 from openfuse_connectors.transformer import TransformContext, Transformer
 
 __all__ = ["ProgressFn", "StreamResult", "disposition_for", "run_pipeline", "run_stream"]
+
+log = logging.getLogger(__name__)
 
 #: Called with (stream name, rows read so far) as batches pass.
 ProgressFn = Callable[[str, int], None]
@@ -76,10 +80,51 @@ def run_stream(
     run_id: str | None = None,
     progress: ProgressFn | None = None,
 ) -> StreamResult:
-    """Sync one stream. Raises on failure; the destination is then unchanged."""
+    """Sync one stream. Raises on failure; the destination is then unchanged.
+
+    The exception carries the counts reached before the failure as ``exc.stream_result``.
+    """
+    result = StreamResult(stream.name, stream.table, stream.mode.value)
+    started = time.perf_counter()
+    try:
+        return _run_stream(
+            pipeline,
+            stream,
+            extractor,
+            loader,
+            result,
+            started,
+            registry=registry,
+            extra_transformers=extra_transformers,
+            full_refresh=full_refresh,
+            run_id=run_id,
+            progress=progress,
+        )
+    except Exception as e:
+        # Rows read are kept for the record; nothing was committed, so nothing counts as written.
+        result.rows_written = result.rows_quarantined = result.bytes_written = 0
+        result.error = f"{type(e).__name__}: {e}"
+        result.seconds = time.perf_counter() - started
+        e.stream_result = result  # type: ignore[attr-defined]
+        raise
+
+
+def _run_stream(
+    pipeline: PipelineSpec,
+    stream: StreamSpec,
+    extractor: Extractor,
+    loader: Loader,
+    result: StreamResult,
+    started: float,
+    *,
+    registry: Registry | None,
+    extra_transformers: list[Transformer] | None,
+    full_refresh: bool,
+    run_id: str | None,
+    progress: ProgressFn | None,
+) -> StreamResult:
     reg = registry or get_registry()
     run_id = run_id or uuid.uuid4().hex
-    started = time.perf_counter()
     disposition = disposition_for(stream, full_refresh)
     # Transforms from the pipeline plus any imposed from outside (e.g. policy obligations).
     transformers = [reg.transformer(t.type, dict(t.options)) for t in stream.transforms]
@@ -99,7 +144,6 @@ def run_stream(
         primary_key=pk,
         cursor_field=stream.cursor_field,
     )
-    result = StreamResult(stream.name, stream.table, stream.mode.value)
 
     state = None
     if stream.mode.incremental and not full_refresh:
@@ -190,6 +234,11 @@ def run_stream(
             if source_ck is not None:
                 new_state = new_state.model_copy(update={"extra": {**new_state.extra, "source": source_ck}})
         tx.commit(new_state)
+    try:
+        with plugin_boundary(extractor.name, "after_commit"):
+            extractor.after_commit(stream, new_state)
+    except OpenFuseError as e:  # the data is committed; the acknowledgement is best effort
+        log.warning("stream %r committed, but after_commit failed: %s", stream.name, e)
     result.cursor_after = new_state.cursor.value if new_state.cursor else None
     result.seconds = time.perf_counter() - started
     return result
@@ -228,7 +277,8 @@ def run_pipeline(
                     progress=progress,
                 )
             except Exception as e:
-                r = StreamResult(
+                # Counts reached before the failure are kept (the load itself was rolled back).
+                r = getattr(e, "stream_result", None) or StreamResult(
                     s.name,
                     s.table,
                     s.mode.value,

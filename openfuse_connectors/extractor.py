@@ -77,6 +77,11 @@ class Extractor(ABC):
         """
         return None
 
+    def after_commit(self, stream: StreamSpec, state: StreamState) -> None:  # noqa: B027 - optional hook
+        """Called once the destination committed ``state`` with the stream's data (e.g. to commit
+        Kafka consumer-group offsets for monitoring). The load is already committed: failures
+        here are logged, not raised."""
+
     def take_rejects(self) -> list[QuarantinedRow]:
         """Records the source could not parse since the last call (malformed lines, invalid JSON).
 

@@ -16,11 +16,12 @@ Stream state lives in ``<schema>._openfuse_state`` and quarantined rows in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -184,7 +185,7 @@ class _DuckDBLoad(LoadTransaction):
         try:
             self._exec(f"INSERT INTO {into} ({cols}) SELECT {cols} FROM {qi(view)}")
         finally:
-            self.con.unregister(view)
+            _unregister(self.con, view)
 
     def quarantine(self, rows: list[QuarantinedRow]) -> None:
         q = qname(self.schema_name, QUARANTINE_TABLE)
@@ -214,7 +215,7 @@ class _DuckDBLoad(LoadTransaction):
         try:
             self._exec(f"INSERT INTO {q} ({cols}) SELECT {cols} FROM {qi(view)}")
         finally:
-            self.con.unregister(view)
+            _unregister(self.con, view)
 
     def _merge(self) -> None:
         assert self.target is not None
@@ -284,3 +285,12 @@ class _DuckDBLoad(LoadTransaction):
         if self.con is not None:
             self.con.close()
             self.con = None
+
+
+def _unregister(con: Any, view: str) -> None:
+    """Drop a registered batch; after a failed statement DuckDB refuses even that, and the
+    statement's own error (e.g. a CHECK violation) is the one the user must see."""
+    import duckdb
+
+    with contextlib.suppress(duckdb.Error):
+        con.unregister(view)
