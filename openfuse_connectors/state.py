@@ -77,11 +77,18 @@ class StreamState(BaseModel):
 
 
 def key_digests(batch: pa.RecordBatch | pa.Table, key: list[str]) -> list[str]:
-    """Stable digests of each row's values in the ``key`` columns."""
-    cols = [batch.column(k).to_pylist() for k in key]
+    """Stable digests of each row's values in the ``key`` columns.
+
+    Columns are taken in name order and values by their text rendering, so the same row digests
+    the same whether a source delivered a value typed (``2``) or as text (``"2"``), and whatever
+    the column order.
+    """
+    names = sorted(key)
+    cols = [batch.column(k).to_pylist() for k in names]
     out = []
     for row in zip(*cols, strict=True):
-        out.append(hashlib.blake2b(json.dumps(row, default=str).encode(), digest_size=12).hexdigest())
+        text = json.dumps(names + [None if v is None else str(v) for v in row])
+        out.append(hashlib.blake2b(text.encode(), digest_size=12).hexdigest())
     return out
 
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import duckdb
 
 NATIVE_PREFIX = "duckdb:"
-_JSON_NATIVE = {"postgres:json", "postgres:jsonb", "duckdb:JSON"}
+_JSON_NATIVE = {"postgres:json", "postgres:jsonb", "duckdb:JSON", "mysql:json"}
 _UUID_NATIVE = {"postgres:uuid", "duckdb:UUID"}
 
 

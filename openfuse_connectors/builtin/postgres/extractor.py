@@ -105,7 +105,11 @@ class PostgresExtractor(Extractor):
             # Inlined as a typed literal, not bound: ADBC only streams batches for unbound queries.
             f = info.schema.field(stream.cursor_field)
             pg_type = (native_type(f) or "text").removeprefix("postgres:")
-            sql += f" WHERE {qi(stream.cursor_field)} >= {lit(state.cursor.value)}::{pg_type}"
+            col = qi(stream.cursor_field)
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+                # Byte order, as the engine orders cursors; a linguistic collation would skip rows.
+                col += ' COLLATE "C"'
+            sql += f" WHERE {col} >= {lit(state.cursor.value)}::{pg_type}"
         return sql
 
     def read(

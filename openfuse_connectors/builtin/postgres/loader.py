@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from openfuse_connectors.builtin.postgres.config import PostgresConfig
 from openfuse_connectors.builtin.postgres.extractor import PASSTHROUGH
@@ -229,6 +230,7 @@ class _PgLoad(LoadTransaction):
                 self._exec(f"ALTER TABLE {t} ALTER COLUMN {qi(f.name)} TYPE {new} USING {qi(f.name)}::{new}")
 
     def write(self, batch: pa.RecordBatch) -> None:
+        batch = _binary_safe(batch)
         cur = self.conn.cursor()
         try:
             if self.direct:
@@ -330,6 +332,14 @@ class _PgLoad(LoadTransaction):
             finally:
                 self.conn.close()
                 self.conn = None
+
+
+def _binary_safe(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The binary COPY writer sends uint64 as int8 (wrapping past 2**63): send it as numeric."""
+    if not any(pa.types.is_uint64(t) for t in batch.schema.types):
+        return batch
+    cols = [pc.cast(c, pa.decimal128(20, 0)) if pa.types.is_uint64(c.type) else c for c in batch.columns]
+    return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
 
 
 def _clean(text: str | None) -> str | None:

@@ -174,7 +174,13 @@ def column_type(f: pa.Field) -> str:
         pg_type = native[len(NATIVE_PREFIX) :]
         if _compatible(pg_to_arrow(pg_type), f.type):
             return pg_type
+    if native in _FOREIGN_NATIVE and _compatible(pa.string(), f.type):
+        return _FOREIGN_NATIVE[native]
     return arrow_to_pg(f.type)
+
+
+#: Native types of other sources with an exact PostgreSQL home (text otherwise).
+_FOREIGN_NATIVE = {"mysql:json": "jsonb", "duckdb:JSON": "jsonb", "duckdb:UUID": "uuid"}
 
 
 def _compatible(a: pa.DataType, b: pa.DataType) -> bool:

@@ -161,7 +161,11 @@ def test_group_offsets_are_committed_only_after_the_destination_commit(
     assert group_offsets(kafka_cluster, group, topic) == first
     produce(topic, orders(range(8, 12)))
     assert run(registry, s).rows_written == 4
-    assert _state_offsets(db) == group_offsets(kafka_cluster, group, topic) == high_watermarks(kafka_cluster, topic)
+    assert (
+        _state_offsets(db)
+        == group_offsets(kafka_cluster, group, topic)
+        == high_watermarks(kafka_cluster, topic)
+    )
 
 
 def _state_offsets(db: Path) -> dict[int, int]:

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Debian packages OpenFuse's Python dependencies build against (mysqlclient needs the MariaDB/MySQL
+# client headers). Idempotent: installs only what is missing; needs root (or sudo) when it does.
+set -euo pipefail
+
+need=()
+pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null || need+=(default-libmysqlclient-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+echo "installing Debian packages: ${need[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || { echo "run as root, or: apt-get install ${need[*]}" >&2; exit 1; }
+  SUDO="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq "${need[@]}" >/dev/null
