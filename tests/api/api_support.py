@@ -1,0 +1,82 @@
+"""Helpers of the API tests (imported by tests/api/conftest.py and the test modules)."""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+with warnings.catch_warnings():
+    # Starlette prefers httpx2 for its test client; httpx is what this environment has.
+    warnings.simplefilter("ignore", UserWarning)
+    from fastapi.testclient import TestClient
+
+from api.cli import register
+from api.settings import Settings
+
+__all__ = ["SECRET_KEY", "Api", "TestClient", "bearer", "cli_key", "make_settings", "pg_database"]
+
+SECRET_KEY = "test-key-" + "k" * 40
+
+
+@dataclass
+class Api:
+    """A test client that remembers every response body (for the secret scan)."""
+
+    client: TestClient
+    settings: Settings
+    seen: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        def keep(response):  # type: ignore[no-untyped-def]
+            response.read()
+            self.seen.append(f"{response.status_code} {dict(response.headers)} {response.text}")
+
+        self.client.event_hooks = {"request": [], "response": [keep]}
+
+
+def cli_key(settings: Settings, workspace: str, name: str, *attrs: str) -> str:
+    """Make a key exactly as `openfuse admin create-key` does, and return what it printed."""
+    app = typer.Typer()
+    register(app)
+    args = ["admin", "create-key", "--workspace", workspace, "--name", name]
+    for a in attrs:
+        args += ["--attr", a]
+    env = {
+        "OPENFUSE_DATABASE_URL": settings.database_url,
+        "OPENFUSE_SECRET_KEY": SECRET_KEY,
+        "OPENFUSE_HOME": str(settings.home),
+    }
+    result = CliRunner().invoke(app, args, env=env)
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert key.startswith("of_") and "\n" not in key
+    return key
+
+
+def pg_database(server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database (like tests/conftest.py's pg_db, for wider scopes)."""
+    import psycopg
+
+    name = f"of_test_{uuid.uuid4().hex[:10]}"
+    base = server.rpartition("/")[0]
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def make_settings(url: str, home: Path, **kw: object) -> Settings:
+    return Settings(database_url=url, secret_key=SECRET_KEY, home=home, **kw)  # type: ignore[arg-type]
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
