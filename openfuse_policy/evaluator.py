@@ -1,0 +1,550 @@
+"""The authorizer: a pure function from (policies, entities, request) to a decision and its reasons.
+
+Cedar does the evaluating (default deny; a satisfied forbid overrides any permit). This module adds
+what an enforcement point needs around it:
+
+* **Slicing.** Cedar evaluates every policy in the set it is handed. At load, policies are indexed
+  by action (``action == A``, ``action in [A, group]``, or unscoped) and by principal/resource
+  type; policies whose principal or resource scope names an entity (``principal == P``,
+  ``resource in Workspace::"w"``) are grouped by that entity. A request is evaluated against
+  only the policies whose scope can match it: the unpinned policies of its (action, principal
+  type, resource type) slice, plus each group pinned to its principal, its resource or one of
+  their ancestors. Each part is one Cedar policy set, parsed once; when a request needs several,
+  their answers are combined exactly as Cedar combines policies (any satisfied forbid denies,
+  with all satisfied forbids as reasons; otherwise any satisfied permit allows), so no policy set
+  is ever built per combination. A policy left out is one whose scope is false for the request,
+  and Cedar evaluates scope before conditions, so leaving it out changes neither the decision,
+  nor the determining policies, nor the errors (tests prove this on 100,000 requests).
+* **Obligations** from the determining permits' ``@obligation`` annotations.
+* **Batching.** :meth:`Authorizer.decide_batch` sends all requests of one slice to Cedar in one call.
+* **Explain.** :meth:`Authorizer.explain` says what decided and what was considered.
+
+Nothing here does I/O or reads a clock: the caller passes ``now`` in the context and hands the
+decision to a :class:`~openfuse_policy.decision_log.DecisionSink` afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from openfuse_policy.decision import Context, Decision, Request
+from openfuse_policy.entities import Entity, EntityRef, EntityStore, closure, parse_entities
+from openfuse_policy.errors import RequestError
+from openfuse_policy.obligation import Obligation
+from openfuse_policy.policy import Policy, PolicySet, Scope, cedar_handle
+from openfuse_policy.schema import GovernanceSchema
+
+if TYPE_CHECKING:
+    import cedarpy
+
+__all__ = ["Authorizer", "Explanation"]
+
+EntitiesArg = EntityStore | Iterable[Entity] | None
+
+
+class _Part:
+    """Some policies, and their Cedar handle (parsed on first use)."""
+
+    __slots__ = ("_handle", "ids", "policies")
+
+    def __init__(self, policies: Iterable[Policy]):
+        self.policies = tuple(policies)
+        self.ids = tuple(p.id for p in self.policies)
+        self._handle: cedarpy.PolicySet | None = None
+
+    def handle(self, lock: threading.Lock) -> cedarpy.PolicySet:
+        if self._handle is None:
+            built = cedar_handle(self.policies)
+            with lock:
+                if self._handle is None:
+                    self._handle = built
+        return self._handle
+
+
+@dataclass
+class _TypeSlice:
+    """Policies that can apply to one (action, principal type, resource type).
+
+    ``unpinned`` hold for any principal and resource of those types; the others are grouped by the
+    entity their principal scope (or else resource scope) names, and apply only when that entity
+    is the request's principal (resource) or one of its ancestors.
+    """
+
+    unpinned: _Part
+    by_principal: dict[EntityRef, _Part]
+    by_resource: dict[EntityRef, _Part]
+
+
+@dataclass
+class _Prepared:
+    index: int
+    request: Request
+    cedar: dict[str, Any]
+    parts: list[_Part] = field(default_factory=list)
+    results: list[Any] = field(default_factory=list)
+
+    @property
+    def considered(self) -> int:
+        return sum(len(p.ids) for p in self.parts)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A human-readable account of one decision.
+
+    Attributes:
+        decision: the decision.
+        determining: the determining policies (id, effect, source text).
+        considered: ids of the policies the evaluator looked at (the slice), in set order.
+        total: how many policies the set has.
+        sliced: whether slicing was on.
+    """
+
+    decision: Decision
+    determining: tuple[Policy, ...]
+    considered: tuple[str, ...]
+    total: int
+    sliced: bool
+    request_context: dict[str, Any] = field(default_factory=dict)
+
+    def render(self, *, max_considered: int = 50) -> str:
+        d = self.decision
+        why = {
+            "permit": "a permit policy is satisfied and no forbid is",
+            "forbid": "a forbid policy is satisfied (forbid overrides permit)",
+            "default-deny": "no permit policy is satisfied (default deny)",
+        }[d.reason]
+        lines = [
+            f"decision: {d.effect.upper()} ({why})",
+            f"request:  principal={d.principal} action={d.action} resource={d.resource}",
+        ]
+        if self.request_context:
+            lines.append("context:  " + json.dumps(self.request_context, sort_keys=True, default=str))
+        lines.append(f"decision id: {d.decision_id}  policy set version: {d.policy_version}")
+        if self.determining:
+            lines.append("determining policies:")
+            for p in self.determining:
+                lines.append(f"  - {p.id} ({p.effect}, {p.source}:{p.line})")
+                lines.extend(f"      {ln}" for ln in p.text.splitlines())
+        else:
+            lines.append("determining policies: none")
+        if d.obligations:
+            lines.append("obligations: " + ", ".join(map(str, d.obligations)))
+        shown = ", ".join(self.considered[:max_considered])
+        more = len(self.considered) - max_considered
+        scope = "sliced by action and scope" if self.sliced else "no slicing"
+        lines.append(
+            f"considered {len(self.considered)} of {self.total} policies ({scope}): {shown or '(none)'}"
+            + (f", ... and {more} more" if more > 0 else "")
+        )
+        if d.errors:
+            lines.append("errors (an erroring policy is skipped):")
+            lines.extend(f"  - {e}" for e in d.errors)
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **self.decision.to_record(),
+            "determining_policies": [
+                {"id": p.id, "effect": p.effect, "source": p.source, "line": p.line, "text": p.text}
+                for p in self.determining
+            ],
+            "considered": list(self.considered),
+            "total_policies": self.total,
+            "sliced": self.sliced,
+        }
+
+
+class Authorizer:
+    """Decides requests against a validated :class:`PolicySet`.
+
+    Args:
+        policies: the policies (already validated against ``schema``).
+        schema: the resource model; defaults to the one the policies were validated against.
+        slicing: evaluate only the relevant slice (default). ``False`` evaluates every policy for
+            every request; decisions are the same, only slower.
+
+    Thread-safe; build once per policy-set version and share.
+    """
+
+    def __init__(
+        self,
+        policies: PolicySet,
+        schema: GovernanceSchema | None = None,
+        *,
+        slicing: bool = True,
+    ):
+        self._schema = schema or policies.schema
+        if policies.schema.fingerprint != self._schema.fingerprint:
+            raise ValueError(
+                "the policies were validated against a different schema; parse them with this one "
+                "(PolicySet.parse(text, schema=schema))"
+            )
+        self._policies = policies
+        self._slicing = slicing
+        self._position = {p.id: i for i, p in enumerate(policies)}
+        self._lock = threading.Lock()
+        self._all = _Part(policies)
+        self._empty = _Part(())
+        self._empty_store = EntityStore(schema=self._schema)
+        self._type_slices: dict[tuple[str, str, str], _TypeSlice] = {}
+        self._contexts: dict[Context, str] = {}
+        self._by_action = {
+            a: tuple(p for p in policies if self._action_applies(p, a)) for a in self._schema.action_names
+        }
+
+    @property
+    def policies(self) -> PolicySet:
+        return self._policies
+
+    @property
+    def schema(self) -> GovernanceSchema:
+        return self._schema
+
+    @property
+    def slicing(self) -> bool:
+        return self._slicing
+
+    # -- public API -------------------------------------------------------------------------
+
+    def decide(self, request: Request, entities: EntitiesArg = None) -> Decision:
+        """Decide one request. Never raises for a bad request: it is denied with the error."""
+        return self.decide_batch([request], entities)[0]
+
+    def decide_batch(self, requests: Sequence[Request], entities: EntitiesArg = None) -> list[Decision]:
+        """Decide many requests; requests sharing a slice go to Cedar in one call.
+
+        Entities carried by the requests are pooled per batch (a uid names one thing): an entity
+        one request carries is visible to the others. Requests carrying *different* entities
+        under the same uid are evaluated in separate groups.
+        """
+        return [d for d, _ in self._run(requests, entities)]
+
+    def explain(self, request: Request, entities: EntitiesArg = None) -> Explanation:
+        """Decide one request and say why, with the policies considered."""
+        (decision, prepared) = self._run([request], entities)[0]
+        ids = {i for part in prepared.parts for i in part.ids} if prepared is not None else set()
+        considered = tuple(sorted(ids, key=self._position.__getitem__))
+        return Explanation(
+            decision=decision,
+            determining=tuple(self._policies[i] for i in decision.determining),
+            considered=considered,
+            total=len(self._policies),
+            sliced=self._slicing,
+            request_context=_readable(request.context),
+        )
+
+    def warm(self) -> Authorizer:
+        """Index and parse every (action, principal type, resource type) slice now rather than on
+        first use, so no request pays for it (call at startup with large policy sets)."""
+        if not self._slicing:
+            self._all.handle(self._lock)
+            return self
+        for action in self._schema.actions:
+            for ptype in action.principal_types:
+                for rtype in action.resource_types:
+                    ts = self._type_slice(action.name, ptype, rtype)
+                    if ts.unpinned.ids:
+                        ts.unpinned.handle(self._lock)
+        return self
+
+    def slice_ids(self, request: Request, entities: EntitiesArg = None) -> tuple[str, ...]:
+        """Ids of the policies a request would be evaluated against."""
+        return self.explain(request, entities).considered
+
+    # -- the pipeline -----------------------------------------------------------------------
+
+    def _run(
+        self, requests: Sequence[Request], entities: EntitiesArg
+    ) -> list[tuple[Decision, _Prepared | None]]:
+        store = self._store(entities)
+        out: list[tuple[Decision, _Prepared | None] | None] = [None] * len(requests)
+        groups: list[tuple[dict[EntityRef, Entity], list[_Prepared]]] = []
+        for i, req in enumerate(requests):
+            try:
+                prep = self._prepare(i, req)
+                carried = self._carried(req, store)
+            except RequestError as e:
+                out[i] = (self._refused(req, f"request refused: {e}"), None)
+                continue
+            if not carried and groups:
+                groups[0][1].append(prep)
+                continue
+            for pool, members in groups:
+                if all(pool.get(e.uid, e) == e for e in carried):
+                    pool.update((e.uid, e) for e in carried)
+                    members.append(prep)
+                    break
+            else:
+                groups.append(({e.uid: e for e in carried}, [prep]))
+
+        for pool, members in groups:
+            try:
+                handle = (
+                    store.handle
+                    if not pool
+                    else parse_entities(self._schema, pool.values(), base=store.handle)
+                )
+            except RequestError as e:
+                for prep in members:
+                    out[prep.index] = (self._refused(prep.request, str(e)), prep)
+                continue
+            ancestors = self._ancestry(store, pool)
+            buckets: dict[int, tuple[_Part, list[_Prepared]]] = {}
+            for prep in members:
+                self._assign_slice(prep, ancestors)
+                for part in prep.parts:
+                    buckets.setdefault(id(part), (part, []))[1].append(prep)
+            for part, bucket in buckets.values():
+                self._evaluate(part, bucket, handle)
+            for prep, decision_id in zip(members, _uuid4s(len(members)), strict=True):
+                out[prep.index] = (self._decision(prep, decision_id), prep)
+        return out  # type: ignore[return-value]
+
+    def _store(self, entities: EntitiesArg) -> EntityStore:
+        if entities is None:
+            return self._empty_store
+        if isinstance(entities, EntityStore):
+            return entities
+        return EntityStore(entities, schema=self._schema)
+
+    def _prepare(self, index: int, req: Request) -> _Prepared:
+        action = self._schema.action(req.action)
+        p, r = req.principal_uid, req.resource_uid
+        if p.type not in action.principal_types:
+            raise RequestError(
+                f"{req.action} takes a principal of type {' or '.join(action.principal_types)}, not {p.type}",
+                field="principal",
+                value=str(p),
+            )
+        if r.type not in action.resource_types:
+            raise RequestError(
+                f"{req.action} applies to {' or '.join(action.resource_types)}, not {r.type}",
+                field="resource",
+                value=str(r),
+            )
+        ctx = self._contexts.get(req.context)
+        if ctx is None:
+            ctx = json.dumps(self._schema.encode_context(req.context.as_attrs()))
+            with self._lock:
+                if len(self._contexts) >= 4096:
+                    self._contexts.clear()
+                self._contexts[req.context] = ctx
+        cedar = {
+            "principal": p.to_cedar(),
+            "action": {"type": "Action", "id": req.action},
+            "resource": r.to_cedar(),
+            "context": ctx,
+        }
+        return _Prepared(index, req, cedar)
+
+    @staticmethod
+    def _carried(req: Request, store: EntityStore) -> list[Entity]:
+        out = []
+        for e in req.carried_entities():
+            known = store.get(e.uid)
+            if known is None:
+                out.append(e)
+            elif known != e:
+                raise RequestError(
+                    f"the request carries {e.uid} with other attributes or parents than the entity store has",
+                    field="entities",
+                    value=str(e.uid),
+                )
+        return out
+
+    @staticmethod
+    def _ancestry(
+        store: EntityStore, pool: dict[EntityRef, Entity]
+    ) -> Callable[[EntityRef], frozenset[EntityRef]]:
+        if not pool:
+            return store.ancestors
+
+        def parents_of(u: EntityRef) -> tuple[EntityRef, ...]:
+            e = pool.get(u) or store.get(u)
+            return e.parents if e is not None else ()
+
+        return lambda uid: closure(uid, parents_of)
+
+    # -- slicing ----------------------------------------------------------------------------
+
+    def _action_applies(self, p: Policy, action: str) -> bool:
+        a = p.action
+        if a.op == "any":
+            return True
+        if a.op == "eq":
+            return a.actions[0] == action
+        groups = self._schema.action_ancestors(action)
+        return any(x == action or x in groups for x in a.actions)
+
+    def _type_ok(self, scope: Scope, type_name: str) -> bool:
+        if scope.op == "any":
+            return True
+        if scope.op in ("is", "is_in") and scope.entity_type != type_name:
+            return False
+        if scope.entity is None:
+            return True
+        if scope.op == "eq":
+            return scope.entity.type == type_name
+        return scope.entity.type == type_name or scope.entity.type in self._schema.ancestor_types(type_name)
+
+    @staticmethod
+    def _hit(scope: Scope, uid: EntityRef, ancestors: frozenset[EntityRef]) -> bool:
+        if scope.entity is None:
+            return True
+        if scope.op == "eq":
+            return scope.entity == uid
+        return scope.entity == uid or scope.entity in ancestors
+
+    def _type_slice(self, action: str, ptype: str, rtype: str) -> _TypeSlice:
+        key = (action, ptype, rtype)
+        ts = self._type_slices.get(key)
+        if ts is not None:
+            return ts
+        unpinned: list[Policy] = []
+        by_p: dict[EntityRef, list[Policy]] = {}
+        by_r: dict[EntityRef, list[Policy]] = {}
+        for p in self._by_action.get(action, ()):
+            if not (self._type_ok(p.principal, ptype) and self._type_ok(p.resource, rtype)):
+                continue
+            if p.principal.entity is not None:
+                by_p.setdefault(p.principal.entity, []).append(p)
+            elif p.resource.entity is not None:
+                by_r.setdefault(p.resource.entity, []).append(p)
+            else:
+                unpinned.append(p)
+        ts = _TypeSlice(
+            _Part(unpinned),
+            {k: _Part(v) for k, v in by_p.items()},
+            {k: _Part(v) for k, v in by_r.items()},
+        )
+        with self._lock:
+            return self._type_slices.setdefault(key, ts)
+
+    def _assign_slice(self, prep: _Prepared, ancestors: Callable[[EntityRef], frozenset[EntityRef]]) -> None:
+        """The parts a request is evaluated against: its type slice's unpinned policies, plus each
+        group of entity-pinned policies of which at least one scope matches the request."""
+        if not self._slicing:
+            prep.parts = [self._all]
+            return
+        req = prep.request
+        p, r = req.principal_uid, req.resource_uid
+        ts = self._type_slice(req.action, p.type, r.type)
+        parts = [ts.unpinned] if ts.unpinned.ids else []
+        if ts.by_principal or ts.by_resource:
+            p_anc, r_anc = ancestors(p), ancestors(r)
+            hit = self._hit
+            for u in (p, *p_anc):
+                group = ts.by_principal.get(u)
+                if group and any(
+                    hit(x.principal, p, p_anc) and hit(x.resource, r, r_anc) for x in group.policies
+                ):
+                    parts.append(group)
+            for u in (r, *r_anc):
+                group = ts.by_resource.get(u)
+                if group and any(hit(x.resource, r, r_anc) for x in group.policies):
+                    parts.append(group)
+        # No applicable policy still goes through Cedar (with none), so the outcome is Cedar's.
+        prep.parts = parts or [self._empty]
+
+    # -- evaluation -------------------------------------------------------------------------
+
+    def _evaluate(self, part: _Part, bucket: list[_Prepared], entities: cedarpy.Entities) -> None:
+        import cedarpy
+
+        # No schema here: the request was checked against the model in _prepare (action, types,
+        # context encoded from the typed context attributes), the entities when their handle was
+        # built, the policies when they were loaded. Cedar's per-request schema check would only
+        # repeat that, at a cost comparable to the evaluation itself.
+        results = cedarpy.is_authorized_batch([b.cedar for b in bucket], part.handle(self._lock), entities)
+        for prep, res in zip(bucket, results, strict=True):
+            prep.results.append(res)
+
+    def _decision(self, prep: _Prepared, decision_id: str) -> Decision:
+        """Combine the parts' answers exactly as Cedar combines policies.
+
+        A Cedar Deny names the satisfied forbids (none for a default deny), an Allow the satisfied
+        permits. Over the union of the parts: any satisfied forbid denies, with all satisfied
+        forbids as reasons; else any satisfied permit allows, with all satisfied permits.
+        """
+        import cedarpy
+
+        forbids: list[str] = []
+        permits: list[str] = []
+        errors: list[str] = []
+        for res in prep.results:
+            diag = res.diagnostics
+            errors.extend(diag.errors)
+            (permits if res.decision == cedarpy.Decision.Allow else forbids).extend(diag.reasons)
+        allowed = not forbids and bool(permits)
+        determining = (
+            tuple(sorted(forbids or permits, key=self._position.__getitem__)) if forbids or allowed else ()
+        )
+        obligations: tuple[Obligation, ...] = ()
+        if allowed:
+            obligations = tuple(
+                dict.fromkeys(o for pid in determining for o in self._policies[pid].obligations)
+            )
+        req = prep.request
+        return Decision(
+            allowed=allowed,
+            determining=determining,
+            errors=tuple(sorted(errors)),
+            obligations=obligations,
+            principal=str(req.principal_uid),
+            action=req.action,
+            resource=str(req.resource_uid),
+            policy_version=self._policies.version,
+            considered=prep.considered,
+            decision_id=decision_id,
+        )
+
+    def _refused(self, req: Request, error: str) -> Decision:
+        return Decision(
+            allowed=False,
+            determining=(),
+            errors=(error,),
+            obligations=(),
+            principal=str(_uid_or(req.principal)),
+            action=str(req.action),
+            resource=str(_uid_or(req.resource)),
+            policy_version=self._policies.version,
+            considered=0,
+        )
+
+
+def _uuid4s(n: int) -> list[str]:
+    """``n`` random (version 4) UUIDs from one urandom call; uuid.uuid4() makes one syscall each."""
+    raw = bytearray(os.urandom(16 * n))
+    out = []
+    for i in range(0, 16 * n, 16):
+        raw[i + 6] = (raw[i + 6] & 0x0F) | 0x40
+        raw[i + 8] = (raw[i + 8] & 0x3F) | 0x80
+        h = raw[i : i + 16].hex()
+        out.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return out
+
+
+def _readable(ctx: Context) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in ctx.as_attrs().items():
+        if v is None:
+            continue
+        if isinstance(v, frozenset):
+            v = sorted(v)
+        elif hasattr(v, "isoformat"):
+            v = v.isoformat()
+        out[k] = v
+    return out
+
+
+def _uid_or(x: Any) -> Any:
+    return x.uid if isinstance(x, Entity) else x
