@@ -38,16 +38,38 @@ class BrokenPlugin:
 
 @dataclass
 class Registry:
-    connectors: dict[str, Connector] = field(default_factory=dict)
+    """Connectors by name. Entry points load lazily: running a pipeline imports only the
+    connectors it names, while listing (``connectors``, ``broken``) loads them all."""
+
+    _connectors: dict[str, Connector] = field(default_factory=dict)
     origins: dict[str, str] = field(default_factory=dict)
-    broken: dict[str, BrokenPlugin] = field(default_factory=dict)
+    _broken: dict[str, BrokenPlugin] = field(default_factory=dict)
+    _pending: list[EntryPoint] = field(default_factory=list)
 
     @classmethod
     def from_entry_points(cls, group: str = GROUP) -> Registry:
         reg = cls()
-        for ep in entry_points(group=group):
-            reg._load(ep)
+        reg._pending = list(entry_points(group=group))
         return reg
+
+    @property
+    def connectors(self) -> dict[str, Connector]:
+        self._load_all()
+        return self._connectors
+
+    @property
+    def broken(self) -> dict[str, BrokenPlugin]:
+        self._load_all()
+        return self._broken
+
+    def _load_all(self) -> None:
+        while self._pending:
+            self._load(self._pending.pop(0))
+
+    def _load_named(self, name: str) -> None:
+        for ep in [e for e in self._pending if e.name == name]:
+            self._pending.remove(ep)
+            self._load(ep)
 
     def _load(self, ep: EntryPoint) -> None:
         dist = ep.dist.name if ep.dist is not None else None
@@ -55,13 +77,13 @@ class Registry:
             obj = ep.load()
             conn = obj if isinstance(obj, Connector) else Connector.from_class(obj)
         except Exception as e:  # a broken plugin must never break the registry
-            self.broken[ep.name] = BrokenPlugin(ep.name, ep.value, dist, f"{type(e).__name__}: {e}")
+            self._broken[ep.name] = BrokenPlugin(ep.name, ep.value, dist, f"{type(e).__name__}: {e}")
             log.warning("connector plugin %r (%s) failed to load: %s", ep.name, ep.value, e)
             return
         self.add(conn, origin=dist or ep.value)
 
     def add(self, conn: Connector, *, origin: str = "<code>") -> None:
-        existing = self.connectors.get(conn.name)
+        existing = self._connectors.get(conn.name)
         if existing is not None:
             # One name may be contributed in parts (a source class and a loader class).
             conn = Connector(
@@ -73,12 +95,15 @@ class Registry:
                 conn.required_feature or existing.required_feature,
                 conn.description or existing.description,
             )
-        self.connectors[conn.name] = conn
+        self._connectors[conn.name] = conn
         self.origins[conn.name] = origin
 
     def get(self, name: str) -> Connector:
+        self._load_named(name)
+        if name not in self._connectors:
+            self._load_all()  # an entry point may register under another name
         try:
-            return self.connectors[name]
+            return self._connectors[name]
         except KeyError:
             raise ConnectorNotFoundError(
                 name, list(self.connectors), {k: v.error for k, v in self.broken.items()}

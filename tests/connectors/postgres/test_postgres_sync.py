@@ -389,3 +389,32 @@ def test_parallel_first_loads_into_a_fresh_schema_do_not_race(pair: tuple[str, s
         results = list(pool.map(one, range(6)))
     assert all(r.rows_written == 100 for r in results)  # type: ignore[attr-defined]
     assert pg_rows(dst, "SELECT count(*) FROM fresh._openfuse_state") == [(6,)]
+
+
+def test_dedupe_into_a_table_without_a_unique_key_uses_merge(pair: tuple[str, str]) -> None:
+    """A destination table created elsewhere, without a key constraint: MERGE, same result."""
+    src, dst = pair
+    seed(src, 20)
+    pg_exec(dst, "CREATE SCHEMA analytics")
+    import psycopg
+
+    with psycopg.connect(dst, autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS analytics.orders2 (id bigint, name varchar(40), qty int, amount numeric(12,2), "
+            "updated_at timestamptz NOT NULL, doc jsonb, ref uuid, tags text[], raw bytea, day date)"
+        )
+    p = spec(
+        src,
+        dst,
+        mode="incremental_dedupe",
+        cursor_field="updated_at",
+        primary_key=["id"],
+        destination_table="orders2",
+    )
+    run_pipeline(p)
+    pg_exec(src, "UPDATE public.orders SET name = 'm', updated_at = '2031-01-01' WHERE id <= 5")
+    [r] = run_pipeline(p)
+    assert r.ok and r.rows_written == 5
+    assert table_digest(dst, "analytics.orders2") == table_digest(src, "public.orders")
+    keys = pg_rows(dst, "SELECT count(*) FROM pg_index WHERE indrelid = 'analytics.orders2'::regclass")
+    assert keys == [(0,)]  # still no index: the MERGE path did the work
