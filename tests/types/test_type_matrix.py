@@ -87,11 +87,8 @@ def documented() -> dict[tuple[str, str, str], str]:
 # Pairs known to alter or lose values today, with the cause (issue #3 stays open until this is
 # empty). strict=True: a pair that starts passing fails here, so the entry must be removed.
 KNOWN_LOSSY: dict[tuple[str, str], str] = {
-    **{
-        ("postgres", d): "ADBC reads +-infinity dates/timestamps as garbage and flattens 2-D arrays "
-        "(postgres/sql.py select_expr); SQLite also turns NaN into NULL"
-        for d in ("postgres", "duckdb", "sqlite", "parquet", "csv", "jsonl")
-    },
+    ("postgres", "sqlite"): "SQLite turns NaN into NULL and -0.0 into 0.0 (sqlite/sql.py to_sqlite)",
+    ("postgres", "csv"): "CSV destination: NaN read back as NULL (files/loader.py _read_csv null list)",
     (
         "duckdb",
         "sqlite",

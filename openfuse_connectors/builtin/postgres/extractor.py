@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from openfuse_connectors.builtin.postgres.config import PostgresConfig
 from openfuse_connectors.builtin.postgres.sql import (
@@ -21,13 +20,16 @@ from openfuse_connectors.builtin.postgres.sql import (
     lit,
     qi,
     qname,
+    reject_expr,
     select_expr,
     split_stream,
     stream_name,
 )
 from openfuse_connectors.catalog import StreamInfo, cursor_candidates, native_type
+from openfuse_connectors.conform import cast_exact
 from openfuse_connectors.errors import ConfigError
 from openfuse_connectors.extractor import Extractor
+from openfuse_connectors.loader import QuarantinedRow
 from openfuse_connectors.spec import StreamSpec
 from openfuse_connectors.state import StreamState
 
@@ -55,6 +57,14 @@ class PostgresExtractor(Extractor):
     config_model = PostgresConfig
     passthrough_formats: ClassVar[frozenset[str]] = frozenset({PASSTHROUGH})
     config: PostgresConfig
+
+    def __init__(self, config: PostgresConfig):
+        super().__init__(config)
+        self._rejects: list[QuarantinedRow] = []
+
+    def take_rejects(self) -> list[QuarantinedRow]:
+        out, self._rejects = self._rejects, []
+        return out
 
     def check(self) -> None:
         with connect_psycopg(self.config) as conn:
@@ -97,9 +107,15 @@ class PostgresExtractor(Extractor):
 
     def _select_sql(self, stream: StreamSpec, info: StreamInfo, state: StreamState | None) -> str:
         schema, table = split_stream(stream.name)
-        cols = ", ".join(
+        exprs = [
             select_expr(f.name, (native_type(f) or "text").removeprefix("postgres:")) for f in info.schema
-        )
+        ]
+        # One extra text column per column whose values may have no exact Arrow form (NULL = fine).
+        for i, f in enumerate(info.schema):
+            rej = reject_expr(f.name, (native_type(f) or "text").removeprefix("postgres:"))
+            if rej is not None:
+                exprs.append(f"{rej} AS {qi(f'{_REJECT}{i}')}")
+        cols = ", ".join(exprs)
         sql = f"SELECT {cols} FROM {qname(schema, table)}"
         if state and state.cursor and stream.cursor_field:
             # Inlined as a typed literal, not bound: ADBC only streams batches for unbound queries.
@@ -126,8 +142,12 @@ class PostgresExtractor(Extractor):
             cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(hint)})
             cur.execute(sql)
             reader = cur.fetch_record_batch()
+            position = 0
             for batch in reader:
-                yield _to_schema(batch, target)
+                good, bad = _to_schema(batch, target, stream.name, position)
+                self._rejects.extend(bad)
+                position += good.num_rows
+                yield good
             cur.close()
         finally:
             conn.rollback()
@@ -261,13 +281,56 @@ def _thread_copy_out(cfg: PostgresConfig, sql: str) -> Iterator[bytes]:
                 t.join(0.05)
 
 
-def _to_schema(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
+_REJECT = "__openfuse_reject_"
+
+
+def _to_schema(
+    batch: pa.RecordBatch, target: pa.Schema, stream: str, position: int
+) -> tuple[pa.RecordBatch, list[QuarantinedRow]]:
+    """Fit a fetched batch to the stream's schema; rows holding a value with no exact Arrow form
+    (infinity, a multi-dimensional array, numeric NaN) are taken out and returned as rejects."""
+    bad: dict[int, tuple[str, str, str]] = {}
+    for j in range(len(target), batch.num_columns):
+        col = batch.column(j)
+        if col.null_count == len(col):
+            continue
+        f = target.field(int(batch.schema.field(j).name[len(_REJECT) :]))
+        for i, v in enumerate(col.to_pylist()):
+            if v is not None and i not in bad:
+                bad[i] = (
+                    f.name,
+                    v,
+                    "PostgreSQL value has no exact Arrow form (infinity or a multi-dimensional array)",
+                )
     cols = []
     for i, f in enumerate(target):
         col = batch.column(i)
         if isinstance(col.type, pa.ExtensionType) or hasattr(col.type, "storage_type"):
             col = col.storage if hasattr(col, "storage") else col
         if col.type != f.type:
-            col = pc.cast(col, f.type)
+            try:
+                col = cast_exact(col, f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                values = col.to_pylist()
+                fixed = []
+                for r, v in enumerate(values):
+                    try:
+                        fixed.append(
+                            None if v is None else cast_exact(pa.array([v], col.type), f.type)[0].as_py()
+                        )
+                    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                        bad.setdefault(r, (f.name, str(v), f"PostgreSQL value does not fit {f.type} exactly"))
+                        fixed.append(None)
+                col = pa.array(fixed, f.type)
         cols.append(col)
-    return pa.RecordBatch.from_arrays(cols, schema=target)
+    out = pa.RecordBatch.from_arrays(cols, schema=target)
+    if not bad:
+        return out, []
+    rows = out.to_pylist()
+    rejects = [
+        QuarantinedRow(
+            position + i, field, value, reason, {k: v for k, v in rows[i].items() if v is not None}
+        )
+        for i, (field, value, reason) in sorted(bad.items())
+    ]
+    return out.filter(pa.array([i not in bad for i in range(out.num_rows)])), rejects

@@ -123,9 +123,32 @@ def select_expr(name: str, pg_type: str) -> str:
     t = pg_type.strip()
     base = t[:-2] if t.endswith("[]") else t
     target = pg_to_arrow(base)
+    col = qi(name)
+    if t.endswith("[]"):
+        # Multi-dimensional arrays have no exact Arrow list form (the reader would flatten them):
+        # they are read as NULL here and reported by `reject_expr` instead.
+        col = f"CASE WHEN array_ndims({qi(name)}) > 1 THEN NULL ELSE {qi(name)} END"
+    elif base in _INFINITE_TYPES:
+        # +-infinity has no Arrow date/timestamp value: NULL here, reported by `reject_expr`.
+        col = f"CASE WHEN isfinite({qi(name)}) THEN {qi(name)} END"
     if (pa.types.is_string(target) and base != "text") or pa.types.is_decimal(target):
-        return f"{qi(name)}::text" + ("[]" if t.endswith("[]") else "") + f" AS {qi(name)}"
-    return qi(name)
+        return f"({col})::text" + ("[]" if t.endswith("[]") else "") + f" AS {qi(name)}"
+    return f"{col} AS {qi(name)}" if col != qi(name) else col
+
+
+_INFINITE_TYPES = {"date", "timestamp without time zone", "timestamp with time zone"}
+
+
+def reject_expr(name: str, pg_type: str) -> str | None:
+    """A text expression that is non-NULL exactly when the column's value cannot be read exactly
+    (infinity, a multi-dimensional array); None when every value of the type can."""
+    t = pg_type.strip()
+    if t.endswith("[]"):
+        return f"CASE WHEN array_ndims({qi(name)}) > 1 THEN {qi(name)}::text END"
+    base = re.sub(r"\(\d\)", "", t)
+    if base in _INFINITE_TYPES:
+        return f"CASE WHEN NOT isfinite({qi(name)}) THEN {qi(name)}::text END"
+    return None
 
 
 def arrow_to_pg(t: pa.DataType) -> str:
