@@ -10,7 +10,7 @@ Arrow                            declared (affinity)   stored as                
 ===============================  ====================  ======================================  ======================
 int8 ... int64, uint8 ... 32     INTEGER (INTEGER)     integer                                 int64
 uint64                           DECIMAL_TEXT(20,0)    decimal text (beyond SQLite's int64)    decimal128(20, 0)
-float16/32/64                    REAL (REAL)           8-byte float; NaN becomes NULL          float64
+float16/32/64                    REAL (REAL)           8-byte float; NaN/-0.0 as text           float64
 decimal(p, s)                    DECIMAL_TEXT(p,s)     text, e.g. '-12.3400000000': exact      decimal(p, s)
 string, large_string             TEXT (TEXT)           text                                    string
 binary, large/fixed_size         BLOB (BLOB)           blob                                    binary
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -323,12 +324,30 @@ def to_sqlite(col: pa.Array | pa.ChunkedArray, t: pa.DataType, *, table: str, co
         return [None if v is None else str(v) for v in col.to_pylist()]
     if declared_type(t) == "JSON":
         return [None if v is None else json.dumps(_jsonable(v), ensure_ascii=False) for v in col.to_pylist()]
+    if pa.types.is_floating(t):
+        # SQLite stores NaN as NULL and -0.0 as 0.0: keep those two as text in the REAL column
+        # (SQLite keeps text it cannot convert), and `from_sqlite` parses them back.
+        return [_float_out(v) for v in col.to_pylist()]
     return col.to_pylist()
+
+
+def _float_out(v: float | None) -> float | str | None:
+    if v is None:
+        return None
+    if math.isnan(v):
+        return "NaN"
+    if v == 0.0 and math.copysign(1.0, v) < 0:
+        return "-zero"  # any numeric-looking text would be converted back to 0.0
+    return v
 
 
 def from_sqlite(values: list[Any], t: pa.DataType) -> pa.Array:
     """An Arrow array of storage type ``t`` from the values SQLite returned."""
-    if pa.types.is_integer(t) or pa.types.is_floating(t):
+    if pa.types.is_floating(t):
+        return pa.array(
+            [(-0.0 if v == "-zero" else float(v)) if isinstance(v, str) else v for v in values], t
+        )
+    if pa.types.is_integer(t):
         return pa.array(values, t)
     if pa.types.is_boolean(t):
         return pa.array([None if v is None else bool(v) for v in values], t)
