@@ -87,7 +87,6 @@ def documented() -> dict[tuple[str, str, str], str]:
 # Pairs known to alter or lose values today, with the cause (issue #3 stays open until this is
 # empty). strict=True: a pair that starts passing fails here, so the entry must be removed.
 KNOWN_LOSSY: dict[tuple[str, str], str] = {
-    ("postgres", "csv"): "CSV destination: NaN read back as NULL (files/loader.py _read_csv null list)",
     (
         "duckdb",
         "sqlite",

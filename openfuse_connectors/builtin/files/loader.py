@@ -246,8 +246,12 @@ class FilesLoader(Loader):
                 ),
                 parse_options=pcsv.ParseOptions(delimiter=cfg.delimiter),
                 # Our CSV writer quotes every string and leaves NULL unquoted and empty.
+                # Only the empty cell is NULL: "nan", "NULL", "NA" are values (a float NaN, text).
                 convert_options=pcsv.ConvertOptions(
-                    column_types=types, strings_can_be_null=True, quoted_strings_can_be_null=False
+                    column_types=types,
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
                 ),
             )
             yield from reader
