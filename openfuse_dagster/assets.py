@@ -11,8 +11,14 @@ its error (metadata ``failed_streams``). Assets that failed get no materializati
 catalog never shows a partial failure as a success. Retries rerun the whole step; streams that
 already committed are cheap to rerun (an incremental stream finds nothing new) - use
 :func:`openfuse_dagster.build_pipeline_job` for one step, and one retry, per stream.
+
+A time-partitioned pipeline (:mod:`openfuse_dagster.partitions`) gives time-partitioned assets:
+a run syncs each of its partitions' cursor ranges in turn (one transaction and one state per
+partition), and the materialization of a run covering several partitions (a single-run
+backfill) sums their numbers.
 """
 
+import dataclasses
 from collections.abc import Iterable, Iterator
 
 from dagster import (
@@ -22,10 +28,12 @@ from dagster import (
     AssetKey,
     AssetsDefinition,
     MaterializeResult,
+    MetadataValue,
     RetryPolicy,
     multi_asset,
 )
 
+from openfuse_connectors.engine import StreamResult
 from openfuse_connectors.errors import ConfigError
 from openfuse_connectors.extractor import Extractor
 from openfuse_connectors.loader import Loader
@@ -37,6 +45,7 @@ from openfuse_dagster.checks import (
     outcomes_after_sync,
     outcomes_from_metadata,
 )
+from openfuse_dagster.partitions import PartitionWindow, partitions_def, sync_partition
 from openfuse_dagster.resources import OpenFuseConnectionResource
 from openfuse_dagster.resources import destination_resource_key as default_destination_key
 from openfuse_dagster.resources import source_resource_key as default_source_key
@@ -89,6 +98,7 @@ def openfuse_assets(
         )
     src_key = source_resource_key or default_source_key(pipeline)
     dst_key = destination_resource_key or default_destination_key(pipeline)
+    pdef = partitions_def(pipeline)
 
     @multi_asset(
         name=name or f"openfuse_{pipeline.name}",
@@ -100,6 +110,7 @@ def openfuse_assets(
         op_tags={"openfuse/pipeline": pipeline.name},
         description=f"Sync the selected streams of OpenFuse pipeline `{pipeline.name}`.",
         pool=pool,
+        partitions_def=pdef,
     )
     def _sync(
         context: AssetExecutionContext, config: SyncConfig
@@ -124,32 +135,58 @@ def openfuse_assets(
                 if extractor is not None and loader is not None
                 else []
             )
+            windows = (
+                [PartitionWindow.of(pdef, k) for k in context.partition_keys] if pdef is not None else []
+            )
             for key, stream, ex, ld in work:
                 try:
-                    result = sync_stream(
-                        pipeline,
-                        stream,
-                        ex,
-                        ld,
-                        log=context.log,
-                        run_id=context.run.run_id,
-                        full_refresh=config.full_refresh,
-                        registry=registry,
-                    )
+                    if pdef is None:
+                        result = sync_stream(
+                            pipeline,
+                            stream,
+                            ex,
+                            ld,
+                            log=context.log,
+                            run_id=context.run.run_id,
+                            full_refresh=config.full_refresh,
+                            registry=registry,
+                        )
+                    else:
+                        result = _combined(
+                            [
+                                sync_partition(
+                                    pipeline,
+                                    stream,
+                                    ex,
+                                    ld,
+                                    w,
+                                    log=context.log,
+                                    run_id=context.run.run_id,
+                                    refresh=config.full_refresh,
+                                    registry=registry,
+                                )
+                                for w in windows
+                            ]
+                        )
                 except Exception as e:  # the other streams still run; the step fails at the end
                     context.log.error(f"stream {stream.name!r} failed: {type(e).__name__}: {e}")
                     errors[stream.name] = e
                     continue
                 outcomes, counted = outcomes_after_sync(result, ld, checks.get(key, set()))
+                metadata = materialization_metadata(
+                    result,
+                    stream,
+                    run_id=context.run.run_id,
+                    full_refresh=config.full_refresh and pdef is None,
+                    destination_rows=counted,
+                )
+                if windows:
+                    metadata["partitions"] = MetadataValue.json([w.key for w in windows])
+                    metadata["partition_start"] = MetadataValue.text(windows[0].start.isoformat())
+                    metadata["partition_end"] = MetadataValue.text(windows[-1].end.isoformat())
                 yield MaterializeResult(
                     asset_key=key,
-                    metadata=materialization_metadata(
-                        result,
-                        stream,
-                        run_id=context.run.run_id,
-                        full_refresh=config.full_refresh,
-                        destination_rows=counted,
-                    ),
+                    metadata=metadata,
                     check_results=[o.result(key) for o in outcomes],
                 )
             for key, names in check_only.items():
@@ -173,3 +210,19 @@ def _checks_by_asset(keys: Iterable[AssetCheckKey]) -> dict[AssetKey, set[str]]:
     for k in keys:
         out.setdefault(k.asset_key, set()).add(k.name)
     return out
+
+
+def _combined(results: list[StreamResult]) -> StreamResult:
+    """The results of one stream's partitions as one (sums; first cursor before, last after)."""
+    first, last = results[0], results[-1]
+    changes = list(dict.fromkeys(c for r in results for c in r.schema_changes))
+    return dataclasses.replace(
+        last,
+        rows_read=sum(r.rows_read for r in results),
+        rows_written=sum(r.rows_written for r in results),
+        rows_quarantined=sum(r.rows_quarantined for r in results),
+        bytes_written=sum(r.bytes_written for r in results),
+        seconds=sum(r.seconds for r in results),
+        cursor_before=first.cursor_before,
+        schema_changes=changes,
+    )

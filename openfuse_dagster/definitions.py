@@ -7,7 +7,13 @@ code location, and it loads every ``*.yaml`` / ``*.yml`` in ``$OPENFUSE_PIPELINE
 
 Per pipeline it defines: the assets (:func:`~openfuse_dagster.openfuse_assets`), a job named
 after the pipeline (:func:`~openfuse_dagster.build_pipeline_job`), its schedule if it has one,
-and its two connection resources (:func:`~openfuse_dagster.openfuse_resources`).
+a new-files sensor when its source is the ``files`` connector
+(:func:`~openfuse_dagster.sensors.build_files_sensor`), and its two connection resources
+(:func:`~openfuse_dagster.openfuse_resources`). Time-partitioned pipelines
+(:mod:`openfuse_dagster.partitions`) get partitioned assets and jobs.
+
+The executor of every job comes from :class:`~openfuse_dagster.settings.Settings`
+(``OPENFUSE_EXECUTOR``, else in-process when embedded and Celery when scaled).
 
 A broken pipeline never breaks the code location: the others load, and each broken one is
 reported with its file and field
@@ -56,6 +62,7 @@ from openfuse_connectors.spec import ConnectorRef, PipelineSpec, load_pipeline
 from openfuse_dagster.assets import openfuse_assets
 from openfuse_dagster.jobs import build_pipeline_job, build_pipeline_schedule
 from openfuse_dagster.resources import OpenFuseConnectionResource, openfuse_resources, secret_fields
+from openfuse_dagster.sensors import build_files_sensor
 from openfuse_dagster.translator import OpenFuseTranslator
 
 __all__ = [
@@ -190,6 +197,7 @@ class _PipelineDefs:
     assets: AssetsDefinition
     job: JobDefinition
     schedule: ScheduleDefinition | None
+    sensor: SensorDefinition | None
     resources: dict[str, OpenFuseConnectionResource]
 
 
@@ -200,18 +208,24 @@ def _define(
     registry: Registry,
     allow_literal_secrets: bool,
     default_schedule_status: DefaultScheduleStatus,
+    default_sensor_status: DefaultSensorStatus,
 ) -> _PipelineDefs:
     resources = openfuse_resources(pipeline, registry=registry, allow_literal_secrets=allow_literal_secrets)
     assets = openfuse_assets(pipeline, translator=translator, registry=registry)
     job_def = build_pipeline_job(pipeline, translator=translator, registry=registry)
     schedule = build_pipeline_schedule(pipeline, job_def, default_status=default_schedule_status)
+    sensor = build_files_sensor(pipeline, job_def, default_status=default_sensor_status)
     # Whatever Dagster would refuse for this pipeline surfaces here, not for the whole location.
     Definitions.validate_loadable(
         Definitions(
-            assets=[assets], jobs=[job_def], schedules=[schedule] if schedule else [], resources=resources
+            assets=[assets],
+            jobs=[job_def],
+            schedules=[schedule] if schedule else [],
+            sensors=[sensor] if sensor else [],
+            resources=resources,
         )
     )
-    return _PipelineDefs(assets, job_def, schedule, resources)
+    return _PipelineDefs(assets, job_def, schedule, sensor, resources)
 
 
 def _broken_sensor(broken: list[BrokenPipeline]) -> SensorDefinition:
@@ -242,6 +256,7 @@ def build_definitions(
     registry: Registry | None = None,
     allow_literal_secrets: bool = False,
     default_schedule_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
+    default_sensor_status: DefaultSensorStatus = DefaultSensorStatus.STOPPED,
     executor: ExecutorDefinition | None = None,
 ) -> Definitions:
     """Definitions for every pipeline of ``source`` (default: the YAML files of ``pipelines_dir``).
@@ -254,6 +269,7 @@ def build_definitions(
         allow_literal_secrets: accept secrets written as literal values (local experiments
             only: Dagster then stores them, masked in the UI).
         default_schedule_status: schedules start stopped unless this says RUNNING.
+        default_sensor_status: new-files sensors start stopped unless this says RUNNING.
         executor: for every job (default Dagster's: multiprocess when launched; the embedded
             mode passes ``in_process_executor``, the scaled one a Celery executor).
     """
@@ -270,6 +286,7 @@ def build_definitions(
     assets: list[AssetsDefinition] = []
     jobs: list[JobDefinition] = []
     schedules: list[ScheduleDefinition] = []
+    sensors: list[SensorDefinition] = []
     resources: dict[str, Any] = {}
     defined: list[str] = []
     for p in pipelines:
@@ -297,6 +314,7 @@ def build_definitions(
                 registry=reg,
                 allow_literal_secrets=allow_literal_secrets,
                 default_schedule_status=default_schedule_status,
+                default_sensor_status=default_sensor_status,
             )
         except Exception as e:  # one bad pipeline must not break the code location
             broken.append(_broken(origin, e, p.name))
@@ -307,6 +325,8 @@ def build_definitions(
         jobs.append(d.job)
         if d.schedule is not None:
             schedules.append(d.schedule)
+        if d.sensor is not None:
+            sensors.append(d.sensor)
         resources.update(d.resources)
         defined.append(p.name)
     for b in broken:
@@ -315,7 +335,7 @@ def build_definitions(
         assets=assets,
         jobs=jobs,
         schedules=schedules,
-        sensors=[_broken_sensor(broken)] if broken else [],
+        sensors=sensors + ([_broken_sensor(broken)] if broken else []),
         resources=resources,
         executor=executor,
         metadata={
@@ -332,5 +352,8 @@ def pipelines_dir_path() -> Path:
 
 @lazy_definitions
 def defs() -> Definitions:
-    """What ``dagster dev -m openfuse_dagster.definitions`` loads."""
-    return build_definitions()
+    """What ``dagster dev -m openfuse_dagster.definitions`` (and ``openfuse dev``) loads."""
+    from openfuse_dagster.executors import build_executor
+    from openfuse_dagster.settings import Settings
+
+    return build_definitions(executor=build_executor(Settings()))

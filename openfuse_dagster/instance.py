@@ -8,15 +8,20 @@
   ``{env: OPENFUSE_DAGSTER_PG_*}`` references - or ``dagster.yaml.template`` is rendered there
   with :func:`write_instance_yaml` to set limits from the environment. :func:`postgres_env`
   turns a ``postgresql://`` URL into the ``OPENFUSE_DAGSTER_PG_*`` variables.
+
+:func:`prepare_dagster_home` does whichever of the two :class:`~openfuse_dagster.settings.Settings`
+selects, and :func:`dagster_process_env` is the environment every Dagster process of the
+deployment (webserver, daemon, Celery workers) is started with.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 import yaml
@@ -24,15 +29,20 @@ from dagster import DagsterInstance
 
 from openfuse_connectors.errors import ConfigError
 
+if TYPE_CHECKING:
+    from openfuse_dagster.settings import Settings
+
 __all__ = [
     "DEFAULT_TEMPLATE",
     "OPENFUSE_HOME_ENV",
     "PG_ENV",
+    "dagster_process_env",
     "embedded_instance_config",
     "ensure_embedded_dagster_home",
     "load_instance",
     "openfuse_home",
     "postgres_env",
+    "prepare_dagster_home",
     "render_instance_yaml",
     "write_instance_yaml",
 ]
@@ -66,6 +76,7 @@ def embedded_instance_config(dagster_home: Path) -> dict[str, Any]:
             "class": "QueuedRunCoordinator",
             "config": {"max_concurrent_runs": 4},
         },
+        "run_retries": {"enabled": True, "max_retries": 2, "retry_on_asset_or_op_failure": False},
         "python_logs": {"managed_python_loggers": ["openfuse_connectors", "openfuse_dagster"]},
         "telemetry": {"enabled": False},
     }
@@ -82,7 +93,7 @@ def ensure_embedded_dagster_home(home: Path | None = None) -> Path:
     if not target.exists():
         text = "# Embedded OpenFuse Dagster instance (written by openfuse_dagster.instance).\n"
         text += yaml.safe_dump(embedded_instance_config(dagster_home), sort_keys=False)
-        target.write_text(text, encoding="utf-8")
+        write_atomic(target, text)
     return dagster_home
 
 
@@ -116,8 +127,15 @@ def write_instance_yaml(
     yaml.safe_load(text)  # a rendered value that breaks the YAML fails here, not in Dagster
     home.mkdir(parents=True, exist_ok=True)
     target = home / "dagster.yaml"
-    target.write_text(text, encoding="utf-8")
+    write_atomic(target, text)
     return target
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace a file whole: processes starting meanwhile read the old text or the new, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def postgres_env(url: str) -> dict[str, str]:
@@ -139,3 +157,49 @@ def postgres_env(url: str) -> dict[str, str]:
 def load_instance(dagster_home: Path) -> DagsterInstance:
     """The instance described by ``<dagster_home>/dagster.yaml`` (storage tables created if needed)."""
     return DagsterInstance.from_config(str(dagster_home))
+
+
+def prepare_dagster_home(settings: Settings, template: Path = DEFAULT_TEMPLATE) -> Path:
+    """Write the ``dagster.yaml`` the settings select into their DAGSTER_HOME; return the folder.
+
+    Embedded: SQLite storage there (an existing file is kept, see
+    :func:`ensure_embedded_dagster_home`). Scaled: ``template`` rendered with the settings'
+    limits; rewritten on every call so a changed setting takes effect. The PostgreSQL connection
+    stays ``{env: ...}`` references: start the processes with :func:`dagster_process_env`.
+    """
+    home = settings.resolved_dagster_home
+    if settings.deployment == "embedded":
+        if settings.dagster_home is None:
+            return ensure_embedded_dagster_home(settings.resolved_home)
+        home.mkdir(parents=True, exist_ok=True)
+        target = home / "dagster.yaml"
+        if not target.exists():
+            text = "# Embedded OpenFuse Dagster instance (written by openfuse_dagster.instance).\n"
+            write_atomic(target, text + yaml.safe_dump(embedded_instance_config(home), sort_keys=False))
+        return home
+    settings.postgres_env()  # fail now, naming the missing variable, not in every process later
+    env = {
+        **os.environ,
+        "OPENFUSE_DAGSTER_MAX_CONCURRENT_RUNS": str(settings.max_concurrent_runs),
+        "OPENFUSE_DAGSTER_RUN_RETRIES": str(settings.run_retries),
+        "OPENFUSE_DAGSTER_DEQUEUE_INTERVAL": str(settings.dequeue_interval_seconds),
+    }
+    write_instance_yaml(template, home, env)
+    return home
+
+
+def dagster_process_env(settings: Settings, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``base`` (default ``os.environ``) plus DAGSTER_HOME, the pipelines folder and, when scaled,
+    the PostgreSQL variables: what every process of the deployment needs to agree on."""
+    env = dict(os.environ if base is None else base)
+    env.update(settings.to_env())
+    env["DAGSTER_HOME"] = str(settings.resolved_dagster_home)
+    env["OPENFUSE_PIPELINES_DIR"] = str(settings.resolved_pipelines_dir)
+    env[OPENFUSE_HOME_ENV] = str(settings.resolved_home)
+    # Console scripts of this environment first: dagster-celery runs `celery` from PATH.
+    bin_dir = str(Path(sys.executable).parent)
+    if bin_dir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = os.pathsep.join(filter(None, [bin_dir, env.get("PATH")]))
+    if settings.deployment == "scaled":
+        env.update(settings.postgres_env())
+    return env

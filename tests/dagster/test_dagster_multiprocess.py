@@ -46,6 +46,8 @@ def test_streams_run_in_their_own_processes_from_the_module_code_location(
         **os.environ,
         "DAGSTER_HOME": str(home),
         "OPENFUSE_PIPELINES_DIR": str(tmp_path / "pipelines"),
+        # Embedded deployments default to the in-process executor; this test is about the other.
+        "OPENFUSE_EXECUTOR": "multiprocess",
         "OF_MP_SRC": src,
         "OF_MP_DST": dst,
     }
