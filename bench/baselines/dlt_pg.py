@@ -48,10 +48,17 @@ def main() -> int:
     ap.add_argument("--schema", default="public", help="source schema")
     ap.add_argument("--table", default="bench_orders", help="source table")
     ap.add_argument("--dataset", default="bench_dlt", help="destination schema (dlt dataset)")
-    ap.add_argument("--file-format", default="csv", choices=["csv", "insert_values", "parquet"],
-                    help="dlt loader file format (default: csv)")
-    ap.add_argument("--stream", action="store_true",
-                    help="ConnectorX arrow_stream (batches) instead of dlt's default one-shot Arrow table")
+    ap.add_argument(
+        "--file-format",
+        default="csv",
+        choices=["csv", "insert_values", "parquet"],
+        help="dlt loader file format (default: csv)",
+    )
+    ap.add_argument(
+        "--stream",
+        action="store_true",
+        help="ConnectorX arrow_stream (batches) instead of dlt's default one-shot Arrow table",
+    )
     args = ap.parse_args()
 
     backend_kwargs = {"protocol": "binary"}
