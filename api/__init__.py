@@ -1,4 +1,5 @@
-"""The OpenFuse REST API: FastAPI app, metadata store, auth and the audit log. See api/README.md.
+"""The OpenFuse API (REST and GraphQL): FastAPI app, metadata store, auth, runs through Dagster
+and the audit log. See api/README.md.
 
 The names below are imported on first use, so the ``openfuse`` CLI can load ``api.cli``
 without pulling in FastAPI or SQLAlchemy.

@@ -19,18 +19,20 @@ from api.auth.authorizer import Authorizer, WorkspaceAuthorizer
 from api.db import create_db_engine
 from api.deps import AppState
 from api.errors import PROBLEM_JSON, ProblemPublic, install_error_handlers
+from api.graphql import graphql_router
 from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import BodyGuardMiddleware
-from api.routers import audit, connections, connectors, health, pipelines, principals, stream_state
+from api.routers import audit, connections, connectors, health, pipelines, principals, runs, stream_state
 from api.settings import Settings
 from openfuse_connectors.registry import Registry, get_registry
 
 __all__ = ["API_PREFIX", "PUBLIC_PATHS", "create_app"]
 
 API_PREFIX = "/api/v1"
-#: Paths served without an API key; every other route goes through ``Authorize``.
+#: Paths served without an API key; every other route goes through ``Authorize``. (``/graphql``
+#: is reachable without one, but each of its fields authenticates and authorizes as its REST twin.)
 PUBLIC_PATHS = frozenset(
-    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect"}
+    {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/graphql"}
 )
 
 _PROBLEMS = {
@@ -43,6 +45,8 @@ _PROBLEMS = {
     415: "Request body is not JSON.",
     422: "Validation failed; `errors` names each field.",
     500: "Unexpected error; `error_id` is in the server log.",
+    502: "A connector or Dagster failed (`connector-*`, `dagster-error`).",
+    503: "The metadata DB or Dagster did not answer (`database-unavailable`, `dagster-unavailable`).",
 }
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ProblemPublic, "description": text} for status, text in _PROBLEMS.items()
@@ -82,17 +86,19 @@ def create_app(
         metrics=Metrics(),
     )
     state.readiness_checks["database"] = health.database_check
+    state.readiness_checks["dagster"] = health.dagster_check
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        state.close()
         if owns_engine:
             state.engine.dispose()
 
     app = FastAPI(
         title="OpenFuse API",
         version=_version(),
-        summary="Connections, pipelines, stream state and the audit log of an OpenFuse installation.",
+        summary="Connections, pipelines, runs, stream state and the audit log of an OpenFuse installation.",
         lifespan=lifespan,
         redoc_url=None,
         # operationId = the route function's name (`create_connection`): stable, readable in clients.
@@ -104,10 +110,12 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, template=RouteTemplates(app))
 
     v1 = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (principals, connectors, connections, pipelines, stream_state, audit):
+    for module in (principals, connectors, connections, pipelines, stream_state, runs, audit):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    # The same operations over GraphQL (its own schema: kept out of the OpenAPI document).
+    app.include_router(graphql_router(), include_in_schema=False)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

@@ -6,6 +6,8 @@ connector commands stay fast.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -99,10 +101,98 @@ def create_key(
     )
 
 
+def secrets_env(
+    output: Annotated[Path, typer.Option("--output", "-o", help="File to write (created with mode 0600).")],
+    workspace: Annotated[
+        str | None, typer.Option("--workspace", "-w", help="Only this workspace's connections.")
+    ] = None,
+) -> None:
+    """Write the Dagster processes' secret environment (OPENFUSE_SECRET_*=value) to a 0600 file.
+
+    For an EnvironmentFile (systemd), an env_file (Compose) or a Kubernetes Secret. It holds the
+    connections' secrets in clear: keep it where only the Dagster processes can read it.
+    """
+    from sqlalchemy import inspect
+    from sqlmodel import Session, select
+
+    from api.admin import NotMigratedError
+    from api.crypto import SecretBox
+    from api.db import create_db_engine
+    from api.models.workspace import Workspace
+    from api.pipeline_export import secret_environment
+
+    settings = _settings()
+    engine = create_db_engine(settings)
+    try:
+        if not inspect(engine).has_table("connection"):
+            typer.echo(f"error: {NotMigratedError()}", err=True)
+            raise typer.Exit(2)
+        with Session(engine) as session:
+            ws_id = None
+            if workspace is not None:
+                ws = session.exec(select(Workspace).where(Workspace.name == workspace)).first()
+                if ws is None:
+                    typer.echo(f"error: no workspace {workspace!r}", err=True)
+                    raise typer.Exit(2)
+                ws_id = ws.id
+            env = secret_environment(session, SecretBox(settings.encryption_secret()), workspace_id=ws_id)
+    finally:
+        engine.dispose()
+    bad = sorted(k for k, v in env.items() if "\n" in v or "\r" in v)
+    if bad:
+        typer.echo(f"error: secrets with line breaks cannot go in an env file: {bad}", err=True)
+        raise typer.Exit(2)
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.writelines(f"{k}={v}\n" for k, v in sorted(env.items()))
+    typer.echo(f"wrote {len(env)} secret variable(s) to {output}", err=True)
+
+
+def export_pipelines() -> None:
+    """Write every pipeline's file into OPENFUSE_PIPELINES_DIR, remove stale ones, reload Dagster."""
+    from sqlmodel import Session
+
+    from api.db import create_db_engine
+    from api.errors import Problem
+    from api.orchestrator import DagsterClient
+    from api.pipeline_export import PipelineExporter
+
+    settings = _settings()
+    engine = create_db_engine(settings)
+    client = DagsterClient(
+        settings.dagster_graphql_url,
+        location=settings.dagster_location,
+        repository=settings.dagster_repository,
+        timeout=settings.dagster_timeout,
+    )
+    exporter = PipelineExporter(settings.pipelines_dir.expanduser().resolve(), client)
+    try:
+        with Session(engine) as session:
+            written, removed, failed = exporter.reconcile(session)
+        for job, reason in failed.items():
+            typer.echo(f"not exported: {job}: {reason}", err=True)
+        typer.echo(f"{len(written)} written, {len(removed)} removed, {len(failed)} failed", err=True)
+        try:
+            exporter.reload_now()
+        except Problem as e:
+            typer.echo(f"warning: Dagster was not reloaded: {e.detail}", err=True)
+    finally:
+        client.close()
+        engine.dispose()
+    if failed:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``api`` and ``admin`` to the ``openfuse`` command."""
     app.command("api")(serve)
-    admin = typer.Typer(no_args_is_help=True, help="Administer the API: schema migrations and API keys.")
+    admin = typer.Typer(
+        no_args_is_help=True,
+        help="Administer the API: schema migrations, API keys, and what Dagster gets (pipeline files, secrets).",
+    )
     admin.command("migrate")(migrate)
     admin.command("create-key")(create_key)
+    admin.command("secrets-env")(secrets_env)
+    admin.command("export-pipelines")(export_pipelines)
     app.add_typer(admin, name="admin")

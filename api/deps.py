@@ -6,7 +6,7 @@ Aliases follow the house style (``SessionDep``); the authorization dependency li
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Annotated
@@ -14,10 +14,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.auth.authorizer import Authorizer
 from api.crypto import SecretBox
 from api.metrics import Metrics
+from api.orchestrator import DagsterClient
+from api.pipeline_export import PipelineExporter
 from api.settings import Settings
 from openfuse_connectors.registry import Registry
 
@@ -52,8 +55,43 @@ class AppState:
         # its OpenAPI document (the snapshot) should not do.
         return SecretBox(self.settings.encryption_secret())
 
+    @cached_property
+    def read_engine(self) -> Engine:
+        """The engine in autocommit, for requests that only read (same pool)."""
+        return self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
-def get_state(request: Request) -> AppState:
+    @cached_property
+    def dagster(self) -> DagsterClient:
+        """The Dagster webserver's GraphQL API (runs, code location reloads, readiness)."""
+        s = self.settings
+        return DagsterClient(
+            s.dagster_graphql_url,
+            location=s.dagster_location,
+            repository=s.dagster_repository,
+            timeout=s.dagster_timeout,
+        )
+
+    @cached_property
+    def exporter(self) -> PipelineExporter:
+        """Writes the pipelines into the folder Dagster loads, and reloads it."""
+        return PipelineExporter(self.settings.pipelines_dir.expanduser().resolve(), self.dagster)
+
+    def close(self) -> None:
+        """Stop what the app started (on shutdown). They are made again if the app is used after
+        (an app can go through several lifespans, e.g. under test clients)."""
+        exporter = self.__dict__.pop("exporter", None)
+        if exporter is not None:
+            exporter.stop()
+        dagster = self.__dict__.pop("dagster", None)
+        if dagster is not None:
+            dagster.close()
+
+
+# The dependencies that do no I/O are `async def`: FastAPI runs a sync dependency in the thread
+# pool, and each such hop costs more CPU than these functions (see bench/README.md, API load).
+
+
+async def get_state(request: Request) -> AppState:
     state = request.app.state.openfuse
     assert isinstance(state, AppState)
     return state
@@ -62,24 +100,30 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-def get_session(state: StateDep) -> Iterator[Session]:
-    # expire_on_commit off: routes build their response from the rows after committing.
-    with Session(state.engine, expire_on_commit=False) as session:
+async def get_session(request: Request, state: StateDep) -> AsyncIterator[Session]:
+    # expire_on_commit off: routes build their response from the rows after committing. A GET
+    # only reads (reads are not audited), so it runs in autocommit: no BEGIN and ROLLBACK round
+    # trips. Making a session does no I/O; closing it may (it returns its connection): a thread.
+    bind = state.read_engine if request.method in ("GET", "HEAD") else state.engine
+    session = Session(bind, expire_on_commit=False)
+    try:
         yield session
+    finally:
+        await run_in_threadpool(session.close)
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_settings(state: StateDep) -> Settings:
+async def get_settings(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_registry(state: StateDep) -> Registry:
+async def get_registry(state: StateDep) -> Registry:
     return state.registry
 
 
-def get_secret_box(state: StateDep) -> SecretBox:
+async def get_secret_box(state: StateDep) -> SecretBox:
     return state.secret_box
 
 

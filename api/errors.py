@@ -32,8 +32,10 @@ __all__ = [
     "FieldError",
     "Problem",
     "ProblemPublic",
+    "field_errors_problem",
     "install_error_handlers",
     "loc_to_field",
+    "problem_for_exception",
     "problem_response",
     "safe_value",
 ]
@@ -202,7 +204,13 @@ def safe_value(field: str | None, value: Any) -> Any:
 
 
 def _validation_problem(exc: RequestValidationError) -> Problem:
-    errors = list(exc.errors())
+    return field_errors_problem(list(exc.errors()))
+
+
+def field_errors_problem(errors: Sequence[Any]) -> Problem:
+    """The problem for pydantic-style errors (``loc``, ``msg``, ``type``, ``input``): a 400 for
+    malformed JSON, else a 422 naming every field. Shared by REST bodies and GraphQL inputs."""
+    errors = list(errors)
     if any(e.get("type") == "json_invalid" for e in errors):
         err = next(e for e in errors if e.get("type") == "json_invalid")
         reason = (err.get("ctx") or {}).get("error", "invalid JSON")
@@ -223,6 +231,36 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
     shown = "; ".join(f"{f.field}: {f.message}" for f in fields[:3])
     more = f" (+{len(fields) - 3} more)" if len(fields) > 3 else ""
     return Problem(422, "validation-error", shown + more, errors=fields)
+
+
+def problem_for_exception(exc: BaseException, where: str) -> Problem:
+    """The problem to answer with for an exception that is not one: a database error is a 409
+    (integrity) or a 503, anything else a 500. Both are logged with an ``error_id`` and the
+    traceback frames, never the exception's message (it may quote a DSN or a token)."""
+    if isinstance(exc, Problem):
+        return exc
+    if isinstance(exc, IntegrityError):
+        # A race the route's own checks did not catch (two creates of one name at once).
+        return Problem(409, "conflict", "the request conflicts with existing data; reload and retry")
+    error_id = uuid.uuid4().hex
+    if isinstance(exc, OperationalError | InterfaceError):
+        # The driver's message can name hosts and users: the log gets the class only.
+        log.error("database unavailable (%s, error_id=%s) on %s", type(exc).__name__, error_id, where)
+        return Problem(
+            503,
+            "database-unavailable",
+            f"the metadata database could not complete the request; try again later (error_id {error_id})",
+            title="Database unavailable",
+            extra={"error_id": error_id},
+        )
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("unexpected %s (error_id=%s) on %s\n%s", type(exc).__name__, error_id, where, frames)
+    return Problem(
+        500,
+        "internal-error",
+        f"an unexpected error occurred; quote error_id {error_id} when reporting it",
+        extra={"error_id": error_id},
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -248,48 +286,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(problem, request.url.path)
 
     async def on_database(request: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, IntegrityError):
-            # A race the route's own checks did not catch (two creates of one name at once).
-            problem = Problem(409, "conflict", "the request conflicts with existing data; reload and retry")
-            return problem_response(problem, request.url.path)
-        if not isinstance(exc, OperationalError | InterfaceError):
+        if not isinstance(exc, IntegrityError | OperationalError | InterfaceError):
             return await on_unexpected(request, exc)
-        # The driver's message can name hosts and users: the log gets the class only.
-        error_id = uuid.uuid4().hex
-        log.error(
-            "database unavailable (%s, error_id=%s) on %s %s",
-            type(exc).__name__,
-            error_id,
-            request.method,
-            request.url.path,
-        )
-        problem = Problem(
-            503,
-            "database-unavailable",
-            f"the metadata database could not complete the request; try again later (error_id {error_id})",
-            title="Database unavailable",
-            extra={"error_id": error_id},
-        )
+        problem = problem_for_exception(exc, f"{request.method} {request.url.path}")
         return problem_response(problem, request.url.path)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        error_id = uuid.uuid4().hex
-        # The frames help; the message may quote inputs (a DSN, a token), so it is never logged.
-        frames = "".join(traceback.format_tb(exc.__traceback__))
-        log.error(
-            "unexpected %s (error_id=%s) on %s %s\n%s",
-            type(exc).__name__,
-            error_id,
-            request.method,
-            request.url.path,
-            frames,
-        )
-        problem = Problem(
-            500,
-            "internal-error",
-            f"an unexpected error occurred; quote error_id {error_id} when reporting it",
-            extra={"error_id": error_id},
-        )
+        problem = problem_for_exception(exc, f"{request.method} {request.url.path}")
         return problem_response(problem, request.url.path)
 
     app.add_exception_handler(Problem, on_problem)

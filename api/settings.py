@@ -78,6 +78,27 @@ class Settings(BaseSettings):
     dagster_graphql_url: str = Field(
         default="http://127.0.0.1:3000/graphql", description="Dagster webserver's GraphQL endpoint."
     )
+    dagster_location: str = Field(
+        default="openfuse_dagster.definitions",
+        min_length=1,
+        description="Dagster code location that loads `OPENFUSE_PIPELINES_DIR` (the module name for "
+        "`-m openfuse_dagster.definitions`).",
+    )
+    dagster_repository: str = Field(
+        default="__repository__", min_length=1, description="Repository of that location (`Definitions`)."
+    )
+    dagster_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds to wait for one Dagster GraphQL call (a code "
+        "location reload gets ten times as long).",
+    )
+    pipelines_dir: Path = Field(
+        default=Path("pipelines"),
+        description="Folder the Dagster code location loads pipeline YAML files from; the API writes "
+        "one `api_<job>.yaml` per pipeline there (secrets as `${OPENFUSE_SECRET_...}` references).",
+    )
     api_host: str = Field(default="127.0.0.1", description="Address `openfuse api` binds to.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port `openfuse api` listens on.")
     api_workers: int = Field(default=1, ge=1, le=64, description="uvicorn worker processes.")

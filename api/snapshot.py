@@ -1,8 +1,9 @@
-"""The committed OpenAPI document, ``api/openapi.snapshot.json``.
+"""The committed API contracts: ``api/openapi.snapshot.json`` (REST) and
+``api/schema.snapshot.graphql`` (GraphQL SDL).
 
-``python -m api.snapshot`` rewrites it from the live app; ``python -m api.snapshot --check``
-exits 1 when it differs (the test suite does the same). Review the diff like code: it is the
-contract the dashboard's generated client is built from.
+``python -m api.snapshot`` rewrites both from the live app; ``python -m api.snapshot --check``
+exits 1 when either differs (the test suite does the same). Review the diffs like code: they
+are the contracts the dashboard's generated clients are built from.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["SNAPSHOT", "live_document", "render"]
+__all__ = ["GRAPHQL_SNAPSHOT", "SNAPSHOT", "live_document", "live_sdl", "render"]
 
 SNAPSHOT = Path(__file__).resolve().parent / "openapi.snapshot.json"
+GRAPHQL_SNAPSHOT = Path(__file__).resolve().parent / "schema.snapshot.graphql"
 
 
 def live_document() -> dict[str, Any]:
@@ -28,19 +30,26 @@ def live_document() -> dict[str, Any]:
         return app.openapi()
 
 
+def live_sdl() -> str:
+    from api.graphql import build_schema
+
+    return build_schema().as_str().rstrip("\n") + "\n"
+
+
 def render(doc: dict[str, Any]) -> str:
     return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def main(argv: list[str]) -> int:
-    text = render(live_document())
+    texts = {SNAPSHOT: render(live_document()), GRAPHQL_SNAPSHOT: live_sdl()}
     if "--check" in argv:
-        if not SNAPSHOT.exists() or SNAPSHOT.read_text(encoding="utf-8") != text:
-            print(f"{SNAPSHOT} is out of date; run `python -m api.snapshot` and commit it", file=sys.stderr)
-            return 1
-        return 0
-    SNAPSHOT.write_text(text, encoding="utf-8")
-    print(f"wrote {SNAPSHOT}", file=sys.stderr)
+        stale = [p for p, text in texts.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
+        for p in stale:
+            print(f"{p} is out of date; run `python -m api.snapshot` and commit it", file=sys.stderr)
+        return 1 if stale else 0
+    for p, text in texts.items():
+        p.write_text(text, encoding="utf-8")
+        print(f"wrote {p}", file=sys.stderr)
     return 0
 
 

@@ -3,9 +3,19 @@
 from api.models.api_key import ApiKey
 from api.models.audit_log import AuditLog
 from api.models.connection import Connection
+from api.models.idempotency import IdempotencyKey
 from api.models.pipeline import Pipeline
 from api.models.principal import Principal
 from api.models.stream_state import StreamStateEntry
 from api.models.workspace import Workspace
 
-__all__ = ["ApiKey", "AuditLog", "Connection", "Pipeline", "Principal", "StreamStateEntry", "Workspace"]
+__all__ = [
+    "ApiKey",
+    "AuditLog",
+    "Connection",
+    "IdempotencyKey",
+    "Pipeline",
+    "Principal",
+    "StreamStateEntry",
+    "Workspace",
+]

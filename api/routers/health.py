@@ -1,7 +1,7 @@
 """``/healthz`` (liveness), ``/readyz`` (readiness) and ``/metrics`` (Prometheus). Public: no key.
 
-Readiness runs the checks in ``AppState.readiness_checks`` - the metadata DB (reachable and
-migrated to head) now; part 2 registers the Dagster GraphQL check beside it.
+Readiness runs the checks in ``AppState.readiness_checks``: the metadata DB (reachable and
+migrated to head) and the Dagster webserver (its GraphQL API answers the ``version`` query).
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.deps import AppState, StateDep
-from api.errors import PROBLEM_BASE, PROBLEM_JSON, ProblemPublic
+from api.errors import PROBLEM_BASE, PROBLEM_JSON, Problem, ProblemPublic
 from api.metrics import CONTENT_TYPE
 from api.migrate import current_revision, head_revision
 
-__all__ = ["database_check", "router"]
+__all__ = ["DAGSTER_READY_TIMEOUT", "dagster_check", "database_check", "router"]
+
+#: Seconds the readiness probe waits for Dagster.
+DAGSTER_READY_TIMEOUT = 3.0
 
 router = APIRouter(tags=["health"])
 
@@ -46,6 +49,15 @@ def database_check(state: AppState) -> str | None:
     return None
 
 
+def dagster_check(state: AppState) -> str | None:
+    """The Dagster webserver answers GraphQL (runs and reloads go through it)."""
+    try:
+        state.dagster.version(timeout=DAGSTER_READY_TIMEOUT)
+    except Problem as e:
+        return "unreachable" if e.status == 503 else f"error ({e.slug})"
+    return None
+
+
 @router.get("/healthz", response_model=Health)
 def healthz() -> Health:
     """Liveness: the process answers."""
@@ -58,7 +70,7 @@ def healthz() -> Health:
     responses={503: {"model": ProblemPublic, "content": {PROBLEM_JSON: {}}, "description": "Not ready."}},
 )
 def readyz(state: StateDep) -> Readiness | JSONResponse:
-    """Readiness: every dependency check passes (the metadata DB now; Dagster in part 2)."""
+    """Readiness: every dependency check passes (the metadata DB, the Dagster webserver)."""
     results = {name: check(state) for name, check in state.readiness_checks.items()}
     if all(r is None for r in results.values()):
         return Readiness(status="ready", checks={n: "ok" for n in results})

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-from api.auth.dependencies import CurrentPrincipal
-from api.deps import SessionDep
+from fastapi import APIRouter, Response
+
+from api.auth.dependencies import Authorize, Guard
+from api.deps import SessionDep, StateDep
 from api.models.principal import PrincipalPublic
-from api.models.workspace import Workspace, WorkspacePublic
+from api.responses import model_response
+from api.services import principals as svc
+from api.services.base import Ctx
 
 __all__ = ["router"]
 
@@ -15,13 +19,6 @@ router = APIRouter(tags=["principals"])
 
 
 @router.get("/me", response_model=PrincipalPublic)
-def me(principal: CurrentPrincipal, session: SessionDep) -> PrincipalPublic:
+def me(guard: Annotated[Guard, Authorize(svc.me)], state: StateDep, session: SessionDep) -> Response:
     """The calling principal, its workspace and its attributes."""
-    ws = session.get(Workspace, principal.workspace_id)
-    assert ws is not None
-    return PrincipalPublic(
-        id=principal.id,
-        name=principal.name,
-        workspace=WorkspacePublic(id=ws.id, name=ws.name),
-        attributes=dict(principal.attributes),
-    )
+    return model_response(svc.me(Ctx(state, session, guard)))

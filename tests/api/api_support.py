@@ -19,9 +19,21 @@ with warnings.catch_warnings():
 from api.cli import register
 from api.settings import Settings
 
-__all__ = ["SECRET_KEY", "Api", "TestClient", "bearer", "cli_key", "make_settings", "pg_database"]
+__all__ = [
+    "NO_DAGSTER",
+    "SECRET_KEY",
+    "Api",
+    "TestClient",
+    "bearer",
+    "cli_key",
+    "make_settings",
+    "pg_database",
+]
 
 SECRET_KEY = "test-key-" + "k" * 40
+#: A Dagster URL nothing listens on (port 9, discard): tests without a webserver never reach a
+#: Dagster someone happens to run on this machine.
+NO_DAGSTER = "http://127.0.0.1:9/graphql"
 
 
 @dataclass
@@ -75,6 +87,8 @@ def pg_database(server: str) -> Iterator[str]:
 
 
 def make_settings(url: str, home: Path, **kw: object) -> Settings:
+    kw.setdefault("pipelines_dir", home / "pipelines")
+    kw.setdefault("dagster_graphql_url", NO_DAGSTER)
     return Settings(database_url=url, secret_key=SECRET_KEY, home=home, **kw)  # type: ignore[arg-type]
 
 

@@ -16,7 +16,16 @@ import api.models  # noqa: F401 - registers the tables
 from api.migrate import VERSION_TABLE, current_revision, downgrade, head_revision, upgrade
 from api.settings import Settings
 
-TABLES = {"workspace", "principal", "api_key", "connection", "pipeline", "stream_state", "audit_log"}
+TABLES = {
+    "workspace",
+    "principal",
+    "api_key",
+    "connection",
+    "pipeline",
+    "stream_state",
+    "audit_log",
+    "idempotency_key",
+}
 INSERT_AUDIT = (
     "INSERT INTO audit_log (at, actor_name, action, resource_type, outcome, detail) "
     "VALUES (CURRENT_TIMESTAMP, 'ann', 'connection:create', 'connection', 'success', '{}')"
