@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 import pytest
+from support import Source
+from support import registry_for as _registry_for
 
 from openfuse_connectors import (
     ConfigError,
-    Connector,
-    ConnectorConfig,
-    Extractor,
     PipelineSpec,
     SchemaDriftError,
-    StreamInfo,
     StreamSpec,
     StreamState,
 )
@@ -32,54 +27,9 @@ from openfuse_connectors.loader import Disposition, WriteJob
 from openfuse_connectors.registry import Registry
 from openfuse_connectors.spec import SchemaDrift, SyncMode
 
-# -- an in-memory source -----------------------------------------------------------------------
-
-
-class MemConfig(ConnectorConfig):
-    pass
-
-
-@dataclass
-class Source:
-    """What the test source serves: batches per stream, and how it misbehaves."""
-
-    batches: dict[str, list[pa.RecordBatch]] = field(default_factory=dict)
-    fail_after: int | None = None  # raise after yielding this many batches
-    ignore_state: bool = False  # resend rows below the cursor (a source with late, out-of-order rows)
-
-    def set(self, stream: str, *batches: pa.RecordBatch | dict[str, Any]) -> None:
-        self.batches[stream] = [b if isinstance(b, pa.RecordBatch) else pa.record_batch(b) for b in batches]
-
 
 def registry_for(source: Source) -> Registry:
-    class MemExtractor(Extractor):
-        """Serves the test's batches."""
-
-        name = "mem"
-        config_model = MemConfig
-
-        def check(self) -> None:
-            return None
-
-        def discover(self) -> list[StreamInfo]:
-            return [StreamInfo(name, bs[0].schema) for name, bs in source.batches.items()]
-
-        def read(
-            self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000
-        ) -> Iterator[pa.RecordBatch]:
-            low = state.cursor.to_scalar() if state and state.cursor and not source.ignore_state else None
-            for i, b in enumerate(source.batches[stream.name]):
-                if source.fail_after is not None and i == source.fail_after:
-                    raise ConnectionResetError("source connection lost mid-stream")
-                if low is not None and stream.cursor_field:
-                    col = b.column(stream.cursor_field)
-                    b = b.filter(pc.greater_equal(col, low.cast(col.type)))
-                yield b
-
-    reg = Registry()
-    reg.add(Connector.from_class(MemExtractor))
-    reg.add(CONNECTOR)
-    return reg
+    return _registry_for(source, CONNECTOR)
 
 
 @pytest.fixture
