@@ -49,6 +49,23 @@ def _exe(name: str) -> str:
     return str(local) if local.exists() else name
 
 
+def _init_storage(env: dict[str, str]) -> None:
+    """Create or upgrade the instance's storage once, before the processes start.
+
+    Started together on a fresh DAGSTER_HOME, the webserver, the daemon and the code server
+    each create the SQLite storage and can stamp Alembic twice ("more than one head"), after
+    which the code location fails to load.
+    """
+    import subprocess
+
+    done = subprocess.run(
+        [_exe("dagster"), "instance", "migrate"], env=env, capture_output=True, text=True, timeout=300
+    )
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise _fail("could not prepare the Dagster instance storage: " + " | ".join(tail))
+
+
 def _settings(**overrides: object) -> Settings:
     from pydantic import ValidationError
 
@@ -148,6 +165,7 @@ def dev(
         _echo(f"warning: pipelines folder {pipelines} does not exist (set OPENFUSE_PIPELINES_DIR)")
     if logs is not None:
         logs.mkdir(parents=True, exist_ok=True)
+    _init_storage(env)
     sup = Supervisor(env=env, say=_echo)
     location = ["-m", CODE_LOCATION_MODULE]
     h, p = settings.webserver_host, settings.webserver_port
