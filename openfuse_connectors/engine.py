@@ -157,14 +157,13 @@ def _run_stream(
         with plugin_boundary(t.label, "transform_schema"):
             schema = t.transform_schema(schema)
     existing = loader.table_schema(job.table)
-    storage = getattr(loader, "storage_type", lambda t: t)
     plan = plan_schema(
         stream.name,
         schema,
         existing,
         pipeline.schema_drift,
         replace=disposition is Disposition.OVERWRITE,
-        storage_type=storage,
+        storage_type=loader.storage_type,
     )
     result.schema_changes = plan.changes
     result.schema = plan.target

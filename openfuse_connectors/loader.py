@@ -118,6 +118,11 @@ class Loader(ABC):
     @abstractmethod
     def open(self, job: WriteJob) -> LoadTransaction: ...
 
+    def storage_type(self, t: pa.DataType) -> pa.DataType:
+        """The Arrow type a column created for ``t`` reads back as (e.g. SQLite stores int32 as
+        int64), so drift detection does not report a lossless round trip as a change."""
+        return t
+
     def accepts_passthrough(self, fmt: str, source_schema: pa.Schema, job: WriteJob) -> bool:
         """Whether a raw byte stream of ``fmt`` with this schema can be loaded for ``job``."""
         return fmt in self.passthrough_formats
