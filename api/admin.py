@@ -62,6 +62,9 @@ def create_api_key(engine: Engine, *, workspace: str, name: str, attributes: dic
             select(Principal).where(Principal.workspace_id == ws.id, Principal.name == name)
         ).first()
         if principal is None:
+            # A new principal without roles is the workspace's admin (the bootstrap key); pass
+            # `--attr roles=viewer` (or editor) for less.
+            attributes = {"roles": ["admin"], **attributes}
             principal = Principal(workspace_id=ws.id, name=name, attributes=attributes)
             session.add(principal)
             session.flush()

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
@@ -15,14 +16,25 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import iter_route_contexts
 from sqlalchemy import Engine
 
-from api.auth.authorizer import Authorizer, WorkspaceAuthorizer
+from api.auth.authorizer import Authorizer
+from api.auth.policy import DbPolicyStore, LicenseHolder, PolicyAuthorizer
 from api.db import create_db_engine
 from api.deps import AppState
 from api.errors import PROBLEM_JSON, ProblemPublic, install_error_handlers
 from api.graphql import graphql_router
 from api.metrics import Metrics, MetricsMiddleware
 from api.middleware import BodyGuardMiddleware
-from api.routers import audit, connections, connectors, health, pipelines, principals, runs, stream_state
+from api.routers import (
+    audit,
+    connections,
+    connectors,
+    governance,
+    health,
+    pipelines,
+    principals,
+    runs,
+    stream_state,
+)
 from api.settings import Settings
 from openfuse_connectors.registry import Registry, get_registry
 
@@ -71,19 +83,26 @@ def create_app(
 
     Args:
         settings: defaults to ``Settings()`` from the environment.
-        authorizer: decides every request; default :class:`WorkspaceAuthorizer` (workspace
-            isolation). The policy engine plugs in here.
+        authorizer: decides every request; default :class:`~api.auth.policy.PolicyAuthorizer`
+            (Cedar: the community policies plus each workspace's stored custom policies).
         registry: connector catalog; default the process-wide entry-point registry.
         engine: metadata DB engine; default one built from ``settings`` (and disposed on shutdown).
     """
     settings = settings if settings is not None else Settings()
     owns_engine = engine is None
+    engine = engine if engine is not None else create_db_engine(settings)
+    license = LicenseHolder(
+        settings.license_token(),
+        keys_file=settings.license_public_keys,
+        grace=dt.timedelta(days=settings.license_grace_days),
+    )
     state = AppState(
         settings=settings,
-        engine=engine if engine is not None else create_db_engine(settings),
+        engine=engine,
         registry=registry if registry is not None else get_registry(),
-        authorizer=authorizer if authorizer is not None else WorkspaceAuthorizer(),
+        authorizer=authorizer if authorizer is not None else PolicyAuthorizer(license, DbPolicyStore(engine)),
         metrics=Metrics(),
+        license=license,
     )
     state.readiness_checks["database"] = health.database_check
     state.readiness_checks["dagster"] = health.dagster_check
@@ -110,7 +129,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=state.metrics, template=RouteTemplates(app))
 
     v1 = APIRouter(prefix=API_PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (principals, connectors, connections, pipelines, stream_state, runs, audit):
+    for module in (principals, connectors, connections, pipelines, stream_state, runs, audit, governance):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

@@ -73,7 +73,10 @@ def create_key(
     attr: Annotated[
         list[str] | None,
         typer.Option(
-            "--attr", "-a", help="Principal attribute key=value (repeatable); roles=admin,editor is a list."
+            "--attr",
+            "-a",
+            help="Principal attribute key=value (repeatable); roles=admin,editor is a list. A new "
+            "principal without roles gets roles=admin.",
         ),
     ] = None,
 ) -> None:

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.auth.authorizer import Authorizer
+from api.auth.policy import LicenseHolder
 from api.crypto import SecretBox
 from api.metrics import Metrics
 from api.orchestrator import DagsterClient
@@ -47,6 +48,7 @@ class AppState:
     registry: Registry
     authorizer: Authorizer
     metrics: Metrics
+    license: LicenseHolder
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
 
     @cached_property

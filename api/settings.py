@@ -106,6 +106,23 @@ class Settings(BaseSettings):
         default=1_048_576, ge=1024, description="Largest request body in bytes; larger requests get 413."
     )
     db_pool_size: int = Field(default=5, ge=1, le=100, description="PostgreSQL connection pool size.")
+    license: SecretStr | None = Field(
+        default=None,
+        description="The enterprise license token (an Ed25519-signed JWT). Unset: the community edition.",
+    )
+    license_file: Path | None = Field(
+        default=None, description="A file holding the license token (used when `OPENFUSE_LICENSE` is unset)."
+    )
+    license_public_keys: Path | None = Field(
+        default=None,
+        description="A JWKS file of trusted license keys. Default: the keys shipped with OpenFuse.",
+    )
+    license_grace_days: int = Field(
+        default=14,
+        ge=0,
+        le=365,
+        description="Days an expired license keeps applying (with a warning) before the community edition.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -150,6 +167,17 @@ class Settings(BaseSettings):
             if url.startswith(plain):
                 return "postgresql+psycopg://" + url[len(plain) :]
         return url
+
+    def license_token(self) -> str | None:
+        """The license token: ``license``, else the contents of ``license_file``."""
+        if self.license is not None and self.license.get_secret_value().strip():
+            return self.license.get_secret_value().strip()
+        if self.license_file is not None:
+            try:
+                return self.license_file.expanduser().read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise ValueError(f"OPENFUSE_LICENSE_FILE {self.license_file}: {e.strerror or e}") from None
+        return None
 
     @property
     def is_sqlite(self) -> bool:

@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
 class SyncMode(StrEnum):
@@ -109,6 +110,11 @@ class StreamSpec(BaseModel):
         description="Allow the byte-level pass-through when source and destination support it and "
         "no row transform is needed. Set false to force the decoded Arrow path.",
     )
+    column_tags: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Governance tags per source column, e.g. `{email: [pii]}`. Policies match them "
+        "(`resource.column_tags`) and their obligations mask, hash or drop the tagged columns.",
+    )
 
     @field_validator("name")
     @classmethod
@@ -116,6 +122,21 @@ class StreamSpec(BaseModel):
         if not v.strip():
             raise ValueError("stream name must not be empty")
         return v
+
+    @field_validator("column_tags")
+    @classmethod
+    def _tags(cls, v: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for col, tags in v.items():
+            for t in tags:
+                if not _TAG.match(t):
+                    raise ValueError(
+                        f"column_tags.{col}: tag {t!r} must be lowercase letters, digits, _ or -"
+                    )
+        return v
+
+    def columns_tagged(self, tag: str) -> tuple[str, ...]:
+        """Source columns carrying `tag`, in declaration order."""
+        return tuple(c for c, tags in self.column_tags.items() if tag in tags)
 
     @field_validator("destination_table")
     @classmethod

@@ -558,6 +558,20 @@ _ACTION_DEFS = (
     _a("audit:read", _WSONLY, "manage", "read the audit log"),
     _a("audit:export", _WSONLY, "manage", "export the audit log (license feature audit_export)"),
     _a("license:read", _WSONLY, "read", "see the license and feature flags"),
+    # The API's remaining operations, one Cedar action each (the API maps its operations 1:1).
+    _a("connector:list", _WSONLY, "read", "list the connector catalog"),
+    _a("connector:read", _WSONLY, "read", "see one connector and its config schema"),
+    _a("connection:list", _WSONLY, "read", "list a workspace's connections"),
+    _a("connection:check", ("Connection",), "write", "connect with a connection's stored credentials"),
+    _a("connection:discover", ("Connection",), "write", "list a connection's streams and their schemas"),
+    _a("pipeline:list", _WSONLY, "read", "list a workspace's pipelines"),
+    _a("pipeline:state_read", ("Pipeline",), "read", "see a pipeline's stream state and its history"),
+    _a("pipeline:state_write", ("Pipeline",), "write", "set a stream's state"),
+    _a("pipeline:state_reset", ("Pipeline",), "write", "reset a stream's state (the next run starts over)"),
+    _a("pipeline:state_rollback", ("Pipeline",), "write", "roll a stream's state back to an earlier one"),
+    _a("run:list", _WSONLY, "read", "list a workspace's runs"),
+    _a("principal:read_self", ("Principal",), "read", "see one's own principal and attributes"),
+    _a("policy:explain", _WSONLY, "manage", "ask why a request would be allowed or denied"),
 )
 
 _CONTEXT = (

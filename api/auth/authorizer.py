@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: Verbs that read only; any other verb is a write (audited, and denied writes are recorded).
-READ_VERBS = frozenset({"list", "read", "read_self", "state_read"})
+READ_VERBS = frozenset({"list", "read", "read_self", "state_read", "explain"})
 
 
 def is_write(action: str) -> bool:
@@ -44,6 +44,8 @@ class Subject:
     workspace_id: uuid.UUID
     name: str
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    #: The workspace's newest custom-policy version (0: none), read with the API key.
+    policy_version: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,10 @@ class Decision:
 
     allowed: bool
     reasons: tuple[str, ...] = ()
+    #: The policy engine's decision id (kept in the audit log), when there is an engine.
+    decision_id: str | None = None
+    #: Ids of the policies that decided (empty for a default deny).
+    policies: tuple[str, ...] = ()
 
 
 @runtime_checkable

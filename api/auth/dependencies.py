@@ -25,13 +25,14 @@ from typing import Annotated, Any, Protocol, TypeVar, cast
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 from starlette.concurrency import run_in_threadpool
 
 from api import audit
 from api.auth.apikeys import parse_key, verify_secret
-from api.auth.authorizer import Resource, Subject, is_write
+from api.auth.authorizer import Decision, Resource, Subject, is_write
 from api.deps import AppState, SessionDep, StateDep
 from api.errors import Problem
 from api.models.api_key import ApiKey
@@ -39,6 +40,7 @@ from api.models.audit_log import Outcome
 from api.models.base import utcnow
 from api.models.connection import Connection
 from api.models.pipeline import Pipeline
+from api.models.policy import PolicyVersion
 from api.models.principal import Principal
 from api.orchestrator import DagsterRun
 from api.pipeline_export import job_name, owning_pipeline
@@ -95,6 +97,15 @@ def _unauthenticated(detail: str) -> Problem:
     return Problem(401, "unauthenticated", detail, headers={"WWW-Authenticate": 'Bearer realm="openfuse"'})
 
 
+# The workspace's newest custom-policy version, in the key query (no extra round trip).
+_POLICY_VERSION: Any = (
+    sa_select(func.max(col(PolicyVersion.version)))
+    .where(col(PolicyVersion.workspace_id) == col(Principal.workspace_id))
+    .correlate(Principal)
+    .scalar_subquery()
+)
+
+
 def authenticate(session: Session, credentials: HTTPAuthorizationCredentials | None) -> Subject:
     """The principal whose API key is in ``credentials``, or a 401."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
@@ -114,6 +125,7 @@ def authenticate(session: Session, credentials: HTTPAuthorizationCredentials | N
             col(Principal.workspace_id),
             col(Principal.name),
             col(Principal.attributes),
+            _POLICY_VERSION,
         )
         .join(Principal, col(Principal.id) == col(ApiKey.principal_id))
         .where(col(ApiKey.prefix) == prefix)
@@ -125,7 +137,7 @@ def authenticate(session: Session, credentials: HTTPAuthorizationCredentials | N
         # One answer for unknown, wrong, revoked and expired keys: no oracle for guessing.
         log.info("rejected API key with prefix %s", prefix)
         raise _unauthenticated("the API key is not valid (unknown, revoked or expired)")
-    return Subject(id=row[3], workspace_id=row[4], name=row[5], attributes=row[6])
+    return Subject(id=row[3], workspace_id=row[4], name=row[5], attributes=row[6], policy_version=row[7] or 0)
 
 
 @dataclass
@@ -137,6 +149,7 @@ class Guard:
     resource: Resource
     target: Any = None
     audited: bool = field(default=False)
+    decision: Decision | None = None
 
     @property
     def workspace_id(self) -> uuid.UUID:
@@ -164,9 +177,15 @@ class Guard:
             resource_type=self.resource.type,
             resource_id=resource_id if resource_id is not None else self.resource.id,
             outcome=outcome,
-            detail=detail,
+            detail=self._with_decision(detail),
         )
         self.audited = True
+
+    def _with_decision(self, detail: dict[str, Any] | None) -> dict[str, Any] | None:
+        d = self.decision
+        if d is None or d.decision_id is None:
+            return detail
+        return {**(detail or {}), "decision_id": d.decision_id, "policies": list(d.policies)}
 
 
 def _load(
@@ -227,10 +246,10 @@ def guarded(
         )
     decision = state.authorizer.decide(principal, action, resource)
     write = is_write(action)
-    guard = Guard(action, principal, resource, target)
+    guard = Guard(action, principal, resource, target, decision=decision)
     if not decision.allowed:
-        if write:
-            _record(session, guard, {"reasons": list(decision.reasons)}, Outcome.DENIED)
+        # Every denial is audited, reads too: probing is what an audit log is for.
+        _record(session, guard, {"reasons": list(decision.reasons)}, Outcome.DENIED)
         if resource.workspace_id != principal.workspace_id:
             raise Problem.not_found(resource_type, resource.id)
         raise Problem(

@@ -31,11 +31,13 @@ from api.graphql.resolve import GraphQLContext, ProblemError, call, get_context
 from api.models.audit_log import Outcome
 from api.models.connection import ConnectionCreate, ConnectionUpdate
 from api.models.pipeline import PipelineCreate, PipelineUpdate
+from api.models.policy import PolicyExplainRequest, PolicyUpdate
 from api.models.run import RunCreate, RunStatus
 from api.models.stream_state import StateCommit, StateReset, StateRollback
 from api.services import audit as audit_ops
 from api.services import connections as connection_ops
 from api.services import connectors as connector_ops
+from api.services import governance as gov_ops
 from api.services import pipelines as pipeline_ops
 from api.services import principals as principal_ops
 from api.services import runs as run_ops
@@ -149,6 +151,32 @@ class Query:
         )
         return _to(t.AuditLogPageType, page)
 
+    @strawberry.field(**_op(gov_ops.get_license))
+    async def license(self, info: Ctx) -> t.License | None:
+        return _to(t.License, await call(info, gov_ops.get_license))
+
+    @strawberry.field(**_op(gov_ops.get_features))
+    async def features(self, info: Ctx) -> t.Features | None:
+        return _to(t.Features, await call(info, gov_ops.get_features))
+
+    @strawberry.field(**_op(gov_ops.get_policies))
+    async def policies(self, info: Ctx) -> t.PolicyVersion | None:
+        return _to(t.PolicyVersion, await call(info, gov_ops.get_policies))
+
+    @strawberry.field(**_op(gov_ops.list_policy_versions))
+    async def policy_versions(
+        self, info: Ctx, cursor: str | None = None, limit: int = 50
+    ) -> t.PolicyVersionPageType | None:
+        page = await call(info, gov_ops.list_policy_versions, cursor=cursor, limit=limit)
+        return _to(t.PolicyVersionPageType, page)
+
+    @strawberry.field(**_op(gov_ops.explain_decision))
+    async def explain_decision(
+        self, info: Ctx, input: t.PolicyExplainInput
+    ) -> t.PolicyExplanationType | None:
+        got = await call(info, gov_ops.explain_decision, body=(PolicyExplainRequest, input))
+        return _to(t.PolicyExplanationType, got)
+
     @strawberry.field(**_op(run_ops.list_runs))
     async def runs(
         self,
@@ -244,6 +272,10 @@ class Mutation:
     ) -> t.StreamStateEntry | None:
         entry = await call(info, state_ops.rollback_state, target=pipeline_id, body=(StateRollback, input))
         return _to(t.StreamStateEntry, entry)
+
+    @strawberry.mutation(**_op(gov_ops.update_policies))
+    async def update_policies(self, info: Ctx, input: t.PolicyUpdateInput) -> t.PolicyVersion | None:
+        return _to(t.PolicyVersion, await call(info, gov_ops.update_policies, body=(PolicyUpdate, input)))
 
     @strawberry.mutation(**_op(run_ops.launch_run))
     async def launch_run(

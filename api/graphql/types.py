@@ -41,6 +41,15 @@ from api.models.pipeline import (
     PipelinePublic,
     PipelineUpdate,
 )
+from api.models.policy import (
+    FeaturesPublic,
+    LicensePublic,
+    PolicyExplainRequest,
+    PolicyExplanation,
+    PolicyUpdate,
+    PolicyVersionPage,
+    PolicyVersionPublic,
+)
 from api.models.principal import PrincipalPublic
 from api.models.run import (
     Materialization,
@@ -171,7 +180,7 @@ class Transform:
 
 @pydantic_type(model=StreamSpec, all_fields=True, name="Stream")
 class Stream:
-    pass
+    column_tags: JSON
 
 
 @pydantic_type(model=PipelineEndpoint, all_fields=True, name="PipelineEndpoint")
@@ -214,6 +223,32 @@ class AuditEntry:
 
 @pydantic_type(model=AuditLogPage, all_fields=True, name="AuditLogPage")
 class AuditLogPageType:
+    pass
+
+
+@pydantic_type(model=LicensePublic, all_fields=True, name="License")
+class License:
+    pass
+
+
+@pydantic_type(model=FeaturesPublic, all_fields=True, name="Features")
+class Features:
+    features: JSON
+    descriptions: JSON
+
+
+@pydantic_type(model=PolicyVersionPublic, all_fields=True, name="PolicyVersion")
+class PolicyVersion:
+    pass
+
+
+@pydantic_type(model=PolicyVersionPage, all_fields=True, name="PolicyVersionPage")
+class PolicyVersionPageType:
+    pass
+
+
+@pydantic_type(model=PolicyExplanation, all_fields=True, name="PolicyExplanation")
+class PolicyExplanationType:
     pass
 
 
@@ -295,6 +330,7 @@ class StreamInput:
     destination_table: str | None = UNSET
     transforms: list[TransformInput] | None = UNSET
     passthrough: bool | None = UNSET
+    column_tags: JSON | None = UNSET
 
 
 @strawberry.input(description="The body of `POST /api/v1/pipelines`.")
@@ -347,6 +383,19 @@ class RunInput:
     partition_key: str | None = UNSET
 
 
+@strawberry.input(description="The body of `PUT /api/v1/policies`.")
+class PolicyUpdateInput:
+    text: str
+    comment: str | None = UNSET
+
+
+@strawberry.input(description="The body of `POST /api/v1/policies/explain`.")
+class PolicyExplainInput:
+    principal: JSON
+    action: str
+    resource: JSON
+
+
 #: Each input type and the REST body model it mirrors (a test compares their fields).
 INPUTS: dict[type, type] = {
     ConnectionCreateInput: ConnectionCreate,
@@ -360,6 +409,8 @@ INPUTS: dict[type, type] = {
     StateResetInput: StateReset,
     StateRollbackInput: StateRollback,
     RunInput: RunCreate,
+    PolicyUpdateInput: PolicyUpdate,
+    PolicyExplainInput: PolicyExplainRequest,
 }
 
 

@@ -5,6 +5,7 @@ from api.models.audit_log import AuditLog
 from api.models.connection import Connection
 from api.models.idempotency import IdempotencyKey
 from api.models.pipeline import Pipeline
+from api.models.policy import PolicyVersion
 from api.models.principal import Principal
 from api.models.stream_state import StreamStateEntry
 from api.models.workspace import Workspace
@@ -15,6 +16,7 @@ __all__ = [
     "Connection",
     "IdempotencyKey",
     "Pipeline",
+    "PolicyVersion",
     "Principal",
     "StreamStateEntry",
     "Workspace",

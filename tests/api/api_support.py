@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import typer
 from typer.testing import CliRunner
@@ -26,6 +27,7 @@ __all__ = [
     "TestClient",
     "bearer",
     "cli_key",
+    "decided",
     "make_settings",
     "pg_database",
 ]
@@ -34,6 +36,15 @@ SECRET_KEY = "test-key-" + "k" * 40
 #: A Dagster URL nothing listens on (port 9, discard): tests without a webserver never reach a
 #: Dagster someone happens to run on this machine.
 NO_DAGSTER = "http://127.0.0.1:9/graphql"
+
+
+def decided(detail: dict[str, Any], *policies: str) -> dict[str, Any]:
+    """An audit entry's detail without the policy decision, after checking the decision is there
+    (its id a UUID, and the determining policies, by default the editor role)."""
+    rest = dict(detail)
+    uuid.UUID(rest.pop("decision_id"))
+    assert rest.pop("policies") == list(policies or ("community.role.editor",)), detail
+    return rest
 
 
 @dataclass

@@ -50,7 +50,7 @@ def test_policy_validate_ok_and_refused(app: typer.Typer, tmp_path: Path) -> Non
 def test_policy_test_reports_coverage_and_enforces_the_minimum(app: typer.Typer, tmp_path: Path) -> None:
     r = runner.invoke(app, ["policy", "test", str(CASES), "--min-coverage", "1.0"])
     assert r.exit_code == 0, r.output
-    assert "PASS: 11/11 cases passed" in r.output and "coverage: 100.0%" in r.output
+    assert "PASS: 13/13 cases passed" in r.output and "coverage: 100.0%" in r.output
     extra = tmp_path / "extra.cedar"
     extra.write_text(
         '@id("never")\nforbid (principal, action, resource) when { principal.team == "nobody" };\n'

@@ -110,11 +110,13 @@ def cross_workspace_requests(draw: st.DrawFn) -> Request:
         "Dataset": {"connection": "c", "region": "eu", "tags": [], "columns": ["a"], "column_tags": ["pii"]},
         "Stream": {"pipeline": "p", "connection": "c", "tags": [], "columns": ["a"], "column_tags": []},
         "Run": {"pipeline": "p", "triggered_by": principal.uid.id},
+        "Principal": {"team": "data", "roles": ["admin"], "region": "eu", "clearance": []},
     }[rtype]
     if rtype == "Workspace":
         resource = S.entity("Workspace", theirs)
     else:
-        resource = S.entity(rtype, draw(ids), workspace=theirs, **attrs)
+        # "r-" keeps a Principal resource from sharing the principal's uid (it lives elsewhere).
+        resource = S.entity(rtype, "r-" + draw(ids), workspace=theirs, **attrs)
     context = Context(
         now=NOW,
         license_features=frozenset(draw(st.sets(st.sampled_from(["abac", "masking", "audit_export"])))),

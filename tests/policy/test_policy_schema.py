@@ -35,7 +35,7 @@ def test_every_action_in_the_table_is_in_the_schema_with_its_resource_types() ->
     assert ACTIONS["pipeline:run"].resource_types == ("Pipeline",)
     assert ACTIONS["dataset:read"].resource_types == ("Dataset", "Stream")
     assert OPENFUSE_SCHEMA.actions_on("Run") == ("run:read", "run:cancel")
-    assert len(ACTIONS) == 18
+    assert len(ACTIONS) == 31
 
 
 def test_the_builtin_policies_validate_against_the_generated_schema() -> None:
