@@ -123,6 +123,12 @@ class Loader(ABC):
         int64), so drift detection does not report a lossless round trip as a change."""
         return t
 
+    def unfit_values(self, column: pa.Array, field: pa.Field) -> dict[int, tuple[str, str]]:
+        """Values of the right Arrow type this destination still cannot store exactly (e.g. a
+        timestamp beyond year 9999 in a format that keeps ISO 8601 text): ``{row: (value as
+        text, why)}``. The engine quarantines those rows. Default: every value fits."""
+        return {}
+
     def accepts_passthrough(self, fmt: str, source_schema: pa.Schema, job: WriteJob) -> bool:
         """Whether a raw byte stream of ``fmt`` with this schema can be loaded for ``job``."""
         return fmt in self.passthrough_formats

@@ -86,34 +86,7 @@ def documented() -> dict[tuple[str, str, str], str]:
 
 # Pairs known to alter or lose values today, with the cause (issue #3 stays open until this is
 # empty). strict=True: a pair that starts passing fails here, so the entry must be removed.
-KNOWN_LOSSY: dict[tuple[str, str], str] = {
-    (
-        "duckdb",
-        "sqlite",
-    ): "HUGEINT exported as decimal128(38,0); SQLite NaN -> NULL, out-of-range timestamps as text",
-    ("duckdb", "csv"): "HUGEINT as decimal128(38,0); CSV writes out-of-range timestamps it cannot read back",
-    (
-        "duckdb",
-        "jsonl",
-    ): "HUGEINT as decimal128(38,0); JSONL writes out-of-range timestamps it cannot read back",
-    **{
-        (
-            "csv",
-            d,
-        ): "CSV inference reads long decimals as float64 and `nan` cells as NULL (files/readers.py infer_csv)"
-        for d in ("postgres", "duckdb", "sqlite", "parquet", "csv", "jsonl")
-    },
-    **{
-        ("jsonl", d): "JSONL inference reads big integers/decimals as float64 and unions nested object keys "
-        "(files/readers.py)"
-        for d in ("postgres", "duckdb", "sqlite", "parquet", "csv", "jsonl")
-    },
-    (
-        "parquet",
-        "csv",
-    ): "CSV destination: NaN read back as NULL; decimal256 written but unreadable (files/loader.py)",
-    ("parquet", "jsonl"): "JSONL destination: arrow.json extension written but unreadable (files/loader.py)",
-}
+KNOWN_LOSSY: dict[tuple[str, str], str] = {}
 
 
 def _marks(source: str, dest: str) -> list[pytest.MarkDecorator]:

@@ -403,7 +403,8 @@ CSV = Dialect(
         C("c_json", "quoted JSON text", "json", JSONS),
     ),
     layout="file",
-    note="Types are inferred by the files source (pyarrow) from the first MiB.",
+    note="Types are inferred by the files source from the first MiB: pyarrow's inference, made exact "
+    "with the sampled text (numbers float64 cannot hold become decimals).",
 )
 
 JSONL = Dialect(
@@ -426,7 +427,9 @@ JSONL = Dialect(
         C("c_text_arr", "array of strings", "list", LIST_TEXTS),
     ),
     layout="file",
-    note="Types are inferred by the files source (pyarrow) from the first MiB.",
+    note="Types are inferred by the files source from the first MiB: pyarrow's inference, made exact "
+    "with the sampled values (numbers float64 cannot hold are decimals, objects whose keys differ are "
+    "JSON text).",
 )
 
 PARQUET = Dialect(

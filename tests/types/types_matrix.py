@@ -262,20 +262,26 @@ def _summary(outcomes: dict[tuple[str, str], PairOutcome]) -> str:
     lines += listing(lossy) + [f"* {x}" for x in other]
     lines += ["", "### Stored exactly, but `read_table` shows another value\n"]
     lines += listing(misread)
+    by_dest = {k: v for k, v in quarantined.items() if any(w in k[2] for w in _BY_DESTINATION)}
+    by_source = {k: v for k, v in quarantined.items() if k not in by_dest}
     lines += ["", "### Quarantined (the row goes to `_openfuse_quarantine`, naming the column)\n"]
-    lines += listing(quarantined)
-    by_engine = ("does not fit destination type", "not in the destination table")
-    if not any(w in k[2] for k in quarantined for w in by_engine):
-        lines += [
-            "",
-            "Only sources quarantine here: no destination quarantines a value it cannot hold. It "
-            "refuses the column's whole stream (below) or, where marked LOSSY, alters the value.",
-        ]
+    lines += ["By the source (a value with no exact Arrow form):\n"]
+    lines += listing(by_source)
+    lines += [
+        "",
+        "By the destination (a value of the right Arrow type it cannot store exactly; the engine's "
+        "`conform` quarantines it with the destination's reason, the run counts it):\n",
+    ]
+    lines += listing(by_dest)
     lines += ["", "### Refused (the stream fails loudly; the destination is unchanged)\n"]
     lines += listing(refused)
     lines += ["", "### Widened (values exact; the destination reads back another Arrow type)\n"]
     lines += [f"* **{dst}**: " + ", ".join(sorted(wider[dst])) for dst in DESTINATIONS if wider.get(dst)]
     return "\n".join(lines) + "\n"
+
+
+#: Reasons of rows quarantined by the engine for the destination (``conform``), not by the source.
+_BY_DESTINATION = ("does not fit destination type", "not in the destination table")
 
 
 def _notes(source: str, outcomes: dict[tuple[str, str], PairOutcome]) -> str:

@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from openfuse_connectors.builtin.duckdb.config import DuckDBConfig
-from openfuse_connectors.builtin.duckdb.sql import connect_existing, qi, qname, split_stream, table_schema
+from openfuse_connectors.builtin.duckdb.sql import (
+    connect_existing,
+    from_duckdb,
+    qi,
+    qname,
+    select_list,
+    split_stream,
+    table_schema,
+)
 from openfuse_connectors.catalog import StreamInfo, cursor_candidates
 from openfuse_connectors.errors import ConfigError
 from openfuse_connectors.extractor import Extractor, _select
@@ -89,8 +97,7 @@ class DuckDBExtractor(Extractor):
     ) -> Iterator[pa.RecordBatch]:
         info = self.stream_info(stream)
         schema, table = split_stream(stream.name, self.config.schema_name)
-        cols = ", ".join(qi(n) for n in info.schema.names)
-        sql = f"SELECT {cols} FROM {qname(schema, table)}"
+        sql = f"SELECT {select_list(info.schema)} FROM {qname(schema, table)}"
         cursor = None
         if state and state.cursor and stream.cursor_field:
             # The cursor goes in as a typed Arrow value: no text round trip, no time zone surprises.
@@ -103,6 +110,6 @@ class DuckDBExtractor(Extractor):
                 con.register("_openfuse_cursor", cursor)
             reader = con.sql(sql).to_arrow_reader(batch_size)
             for batch in reader:
-                yield pa.RecordBatch.from_arrays(batch.columns, schema=info.schema)
+                yield from_duckdb(batch, info.schema)
         finally:
             con.close()

@@ -31,10 +31,12 @@ from openfuse_connectors.builtin.duckdb.sql import (
     connect,
     connect_existing,
     first_line,
+    from_duckdb,
     has_json,
     ingestable,
     qi,
     qname,
+    select_list,
     storage_type,
     table_exists,
     table_schema,
@@ -113,7 +115,15 @@ class DuckDBLoader(Loader):
         with self._session(create=False) as con:
             if con is None:
                 raise FileNotFoundError(self.config.path)
-            return con.sql(f"SELECT * FROM {qname(self.schema, table)}").to_arrow_table()
+            tab = con.sql(f"SELECT * FROM {qname(self.schema, table)}").to_arrow_table()
+            schema = table_schema(con, self.schema, table)
+            if schema is None or schema.types == tab.schema.types:
+                return tab
+            # HUGEINT columns: DuckDB's export as decimal128(38, 0) cannot hold them.
+            tab = con.sql(f"SELECT {select_list(schema)} FROM {qname(self.schema, table)}").to_arrow_table()
+            batches = [from_duckdb(b, schema) for b in tab.to_batches()]
+            plain = pa.schema([pa.field(f.name, f.type) for f in schema])
+            return pa.Table.from_batches(batches, schema=schema).cast(plain)
 
 
 class _DuckDBLoad(LoadTransaction):

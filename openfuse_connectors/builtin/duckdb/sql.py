@@ -25,6 +25,10 @@ arrow.uuid / arrow.json            UUID / JSON                 string
 null                               VARCHAR                     string
 =================================  ==========================  ================================
 
+DuckDB -> Arrow is DuckDB's own export, except HUGEINT and UHUGEINT: DuckDB exports them as
+decimal128(38, 0), which cannot hold their 39-digit values, so they are read as text and cast to
+decimal256(39, 0) (:func:`select_list`, :func:`from_duckdb`).
+
 Sessions run with ``TimeZone = 'UTC'`` so TIMESTAMPTZ always reads back as UTC.
 """
 
@@ -271,6 +275,32 @@ def ingestable(batch: pa.RecordBatch, table: str) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
 
 
+#: DuckDB integers wider than any Arrow integer (and than decimal128's 38 digits).
+_WIDE_INTS = frozenset({"HUGEINT", "UHUGEINT"})
+WIDE_INT = pa.decimal256(39, 0)
+
+
+def _wide(f: pa.Field) -> bool:
+    native = (f.metadata or {}).get(NATIVE_TYPE, b"").decode()
+    return native.removeprefix(NATIVE_PREFIX) in _WIDE_INTS
+
+
+def select_list(schema: pa.Schema) -> str:
+    """The columns of ``schema`` for a SELECT; HUGEINT / UHUGEINT as their exact text."""
+    return ", ".join(
+        f"CAST({qi(f.name)} AS VARCHAR) AS {qi(f.name)}" if _wide(f) else qi(f.name) for f in schema
+    )
+
+
+def from_duckdb(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch selected with :func:`select_list`, in ``schema`` (the text of wide integers cast exactly)."""
+    cols = [
+        pc.cast(col, f.type, safe=True) if _wide(f) else col
+        for f, col in zip(schema, batch.columns, strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
+
+
 def table_schema(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> pa.Schema | None:
     """The Arrow schema DuckDB reads the table back with; native types in field metadata."""
     rows = con.execute(
@@ -285,7 +315,10 @@ def table_schema(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> pa.
     return pa.schema(
         [
             pa.field(
-                name, arrow.field(i).type, bool(nullable), {NATIVE_TYPE: (NATIVE_PREFIX + dtype).encode()}
+                name,
+                WIDE_INT if dtype in _WIDE_INTS else arrow.field(i).type,
+                bool(nullable),
+                {NATIVE_TYPE: (NATIVE_PREFIX + dtype).encode()},
             )
             for i, (name, dtype, nullable) in enumerate(rows)
         ]

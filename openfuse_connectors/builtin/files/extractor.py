@@ -28,9 +28,11 @@ Discovery
 
 Schema
     Inferred from the first file of the stream (in path order) that has data: the Parquet schema,
-    or pyarrow's inference over the first MiB of a CSV or JSON Lines file. Every file of the stream
-    is then read with that schema, matched by column name; a missing column is NULL. Two columns
-    are added:
+    or pyarrow's inference over the first MiB of a CSV or JSON Lines file, made exact with the
+    sampled values: numbers float64 cannot hold are decimals (decimal256 beyond 38 digits, text
+    beyond 76), JSON objects whose keys differ are JSON text. Every file of the stream is then read
+    with that schema, matched by column name; a missing column is NULL, and a value that does not
+    fit its column (a 30-digit number in a float64 one) is quarantined. Two columns are added:
 
     * ``_modified_at`` - ``timestamp[us, tz=UTC]``, the modification time of the row's file;
     * ``file_column`` (when configured) - the path (or URL) of the row's file.

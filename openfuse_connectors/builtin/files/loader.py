@@ -32,7 +32,11 @@ Dispositions
 
 Formats
     ``parquet`` (default) holds every Arrow type. ``csv`` cannot hold nested or binary columns and
-    ``jsonl`` cannot hold binary ones; such a schema fails at ``prepare`` naming the column.
+    ``jsonl`` cannot hold binary ones; such a schema fails at ``prepare`` naming the column. Both
+    keep dates and timestamps as ISO 8601 text, which has no year outside 1..9999: such a value
+    (a DuckDB ``infinity``) is quarantined by the engine through :meth:`FilesLoader.unfit_values`.
+    Decimals (decimal256 too) and ``arrow.json`` are written as their exact text and read back
+    with their types from ``_schema.arrow``.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ import pyarrow.compute as pc
 from openfuse_connectors.builtin.files.config import FileFormat, FilesConfig
 from openfuse_connectors.builtin.files.fs import Storage
 from openfuse_connectors.builtin.files.readers import csv_columns, fit, read_json_bytes
+from openfuse_connectors.conform import outside_iso_years
 from openfuse_connectors.errors import ConfigError, FatalError, StateError
 from openfuse_connectors.loader import (
     QUARANTINE_TABLE,
@@ -102,6 +107,11 @@ class FilesLoader(Loader):
     @property
     def format(self) -> FileFormat:
         return self.config.format or "parquet"
+
+    def unfit_values(self, column: pa.Array, field: pa.Field) -> dict[int, tuple[str, str]]:
+        """Values the engine quarantines: in CSV and JSON Lines, dates and timestamps beyond ISO 8601
+        text (years 1..9999, e.g. a DuckDB ``infinity``); Parquet holds every Arrow value."""
+        return {} if self.format == "parquet" else outside_iso_years(column, field)
 
     def check(self) -> None:
         st = self.storage
@@ -237,7 +247,13 @@ class FilesLoader(Loader):
         names = csv_columns(self.storage, part, None, cfg) if cfg.header else stored.names
         if not names:
             return
-        types = {n: stored.field(n).type for n in names if stored.get_field_index(n) >= 0}
+        # pyarrow's CSV reader converts no decimal256: read its text, fit() casts it exactly.
+        types = {
+            n: pa.string() if pa.types.is_decimal256(t) else t
+            for n in names
+            if stored.get_field_index(n) >= 0
+            for t in [stored.field(n).type]
+        }
         with self.storage.open(part) as f:
             reader = pcsv.open_csv(
                 f,
@@ -550,6 +566,10 @@ def _json_value(value: Any) -> Any:
 
 
 def _json_text_type(t: pa.DataType) -> pa.DataType:
+    # Read as text, cast by fit(): temporal and decimal values, and extension types stored as text
+    # (arrow.json), which pyarrow's JSON reader does not convert.
+    if isinstance(t, pa.BaseExtensionType) and pa.types.is_string(t.storage_type):
+        return pa.string()
     return pa.string() if pa.types.is_temporal(t) or pa.types.is_decimal(t) else t
 
 

@@ -4,7 +4,12 @@ Memory stays bounded by one block (CSV), one chunk of lines (JSON Lines) or one 
 (Parquet). Each reader yields :class:`Piece` s: a record batch fitted *by name* to the stream
 schema, plus the rows holding a value that does not fit. Such a column keeps its source type (the
 text of a CSV cell, for instance), so the engine's ``conform()`` quarantines exactly those rows
-with the field, value and reason. Lines that never become a row (a CSV line with the wrong number
+with the field, value and reason.
+
+Inferred types hold every sampled value exactly: pyarrow's inference, then numbers it reads as
+float64 that float64 cannot hold (38-digit decimals, integers beyond int64) become decimals (or
+text), and JSON objects whose keys differ become JSON text rather than a struct that would turn a
+missing key into null. Text parsed into float64 later must be exact too (``cast_exact``). Lines that never become a row (a CSV line with the wrong number
 of fields, a line that is not JSON) are handed over by :meth:`FileReader.take_rejects`.
 """
 
@@ -15,9 +20,11 @@ import codecs
 import csv
 import io
 import json
+import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import IO, Any, ClassVar
 
 import pyarrow as pa
@@ -26,6 +33,7 @@ import pyarrow.compute as pc
 from openfuse_connectors.builtin.files.config import FilesConfig
 from openfuse_connectors.builtin.files.errors import FileReadError
 from openfuse_connectors.builtin.files.fs import FileRef, Storage
+from openfuse_connectors.conform import cast_exact, float_exact
 
 __all__ = [
     "FileReader",
@@ -34,6 +42,8 @@ __all__ = [
     "csv_columns",
     "fit",
     "infer_schema",
+    "json_text",
+    "number_type",
     "open_reader",
     "read_json_bytes",
 ]
@@ -106,10 +116,14 @@ def fit(
             arrays.append(col)
             fields.append(f)
             continue
-        if null_values is not None and pa.types.is_string(col.type) and not pa.types.is_string(f.type):
-            col = pc.if_else(pc.is_in(col, value_set=null_values), pa.scalar(None, col.type), col)
+        text = pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
+        if null_values is not None and text and not pa.types.is_string(f.type):
+            nulls = null_values
+            if pa.types.is_floating(f.type):  # "nan" is a value of a float column, not NULL
+                nulls = pc.filter(nulls, pc.invert(pc.is_in(pc.utf8_lower(nulls), value_set=_NAN_TEXT)))
+            col = pc.if_else(pc.is_in(col, value_set=nulls), pa.scalar(None, col.type), col)
         try:
-            arrays.append(pc.cast(col, f.type, safe=True))
+            arrays.append(cast_exact(col, f.type))
             fields.append(f)
         except _CAST_ERRORS:
             for row in _misfit_rows(col, f.type):
@@ -125,6 +139,52 @@ def fit(
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields)), misfits
 
 
+_NAN_TEXT = pa.array(["nan", "-nan", "+nan"], pa.string())
+
+
+def number_type(values: Iterable[int | Decimal]) -> pa.DataType:
+    """The type of a column of sampled numbers that holds every one exactly.
+
+    float64 when it holds each as its shortest text; else the decimal that holds them all
+    (decimal128 up to 38 digits, decimal256 up to 76); else (or with NaN / infinity among them)
+    string, the number's own text.
+    """
+    ints = scale = 0
+    floats, special = True, False
+    for v in values:
+        d = Decimal(v) if isinstance(v, int) else v
+        if not d.is_finite():
+            special = True
+            continue
+        if floats and not float_exact(d):
+            floats = False
+        _, digits, exp = d.as_tuple()
+        assert isinstance(exp, int)
+        scale = max(scale, -exp)
+        ints = max(ints, len(digits) + exp)
+    if floats:
+        return pa.float64()
+    precision = max(ints + scale, 1)
+    if special or precision > 76:
+        return pa.string()
+    return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
+
+
+def json_text(value: Any) -> str:
+    """JSON text of a parsed value, numbers parsed as :class:`~decimal.Decimal` kept digit for digit."""
+    if isinstance(value, dict):
+        return (
+            "{"
+            + ",".join(f"{json.dumps(k, ensure_ascii=False)}:{json_text(v)}" for k, v in value.items())
+            + "}"
+        )
+    if isinstance(value, list):
+        return "[" + ",".join(json_text(v) for v in value) + "]"
+    if isinstance(value, Decimal):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
 def _misfit_rows(col: pa.Array, target: pa.DataType) -> list[int]:
     # Only on the error path: find the values that do not fit, one by one.
     out = []
@@ -132,7 +192,7 @@ def _misfit_rows(col: pa.Array, target: pa.DataType) -> list[int]:
         if v is None:
             continue
         try:
-            pc.cast(pa.array([v], col.type), target, safe=True)
+            cast_exact(pa.array([v], col.type), target)
         except _CAST_ERRORS:
             out.append(i)
     return out
@@ -247,14 +307,45 @@ def infer_csv(storage: Storage, ref: FileRef, config: FilesConfig) -> tuple[pa.S
                 rows = False
         except pa.ArrowInvalid as e:
             raise FileReadError(ref.url, str(e), _CSV_HINT) from e
+    doubles = [fld.name for fld in schema if pa.types.is_floating(fld.type)]
+    numbers = _csv_number_types(storage, ref, config, doubles) if doubles and rows else {}
     fields = []
     for fld in schema:
-        t = fld.type
+        t = numbers.get(fld.name, fld.type)
         # Text that the cast kernels cannot parse back (time of day) or no value at all: keep as text.
         if pa.types.is_null(t) or pa.types.is_time(t):
             t = pa.string()
         fields.append(pa.field(fld.name, t, True))
     return pa.schema(fields), rows
+
+
+def _csv_number_types(
+    storage: Storage, ref: FileRef, config: FilesConfig, names: list[str]
+) -> dict[str, pa.DataType]:
+    """For the columns pyarrow infers as float64 (any number beyond int64 too): the type that holds
+    every sampled number exactly (:func:`number_type`), from the sample's text."""
+    import pyarrow.csv as pcsv
+
+    read, parse = _csv_options(config, SAMPLE_BYTES, lambda row: "skip")
+    # The inference's NULL spellings ("nan" among them: a float either way).
+    convert = pcsv.ConvertOptions(
+        column_types=dict.fromkeys(names, pa.string()), include_columns=names, strings_can_be_null=True
+    )
+    with storage.open(ref.path, "rb", ref.compression) as f:
+        try:
+            batch = pcsv.open_csv(
+                f, read_options=read, parse_options=parse, convert_options=convert
+            ).read_next_batch()
+        except (pa.ArrowInvalid, StopIteration):
+            return {}
+    out: dict[str, pa.DataType] = {}
+    for name in names:
+        try:
+            values = [Decimal(v.strip()) for v in batch.column(name).to_pylist() if v is not None]
+        except InvalidOperation:
+            continue
+        out[name] = number_type(values)
+    return out
 
 
 _CSV_HINT = "Check the delimiter, header and encoding settings of the source"
@@ -390,8 +481,9 @@ def _json_read_type(t: pa.DataType) -> pa.DataType:
     # read as text and cast afterwards.
     if pa.types.is_date(t) or pa.types.is_time(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t):
         return pa.string()
-    if pa.types.is_decimal(t) or pa.types.is_dictionary(t) or pa.types.is_duration(t):
+    if pa.types.is_dictionary(t) or pa.types.is_duration(t):
         return pa.string()
+    # Decimals are parsed by pyarrow from JSON numbers (every digit) and strings alike.
     return t
 
 
@@ -410,7 +502,15 @@ def read_json_bytes(data: bytes, schema: pa.Schema | None) -> pa.Table:
 
 
 def infer_jsonl(storage: Storage, ref: FileRef, config: FilesConfig) -> tuple[pa.Schema, bool] | None:
+    """pyarrow's inference over the sample, made exact with the sample's own values.
+
+    A number column pyarrow reads as float64 gets the type that holds every sampled number
+    (:func:`number_type`: a decimal for 38 digits, an integer beyond int64); a nested column
+    whose objects do not all have the same keys (a struct would turn a missing key into null),
+    or whose numbers float64 cannot hold, is JSON text.
+    """
     sample: list[bytes] = []
+    objects: list[dict[str, Any]] = []
     size = 0
     with storage.open(ref.path, "rb", ref.compression) as f:
         for raw in f:
@@ -418,11 +518,12 @@ def infer_jsonl(storage: Storage, ref: FileRef, config: FilesConfig) -> tuple[pa
                 break
             line = raw.removeprefix(codecs.BOM_UTF8) if not sample else raw
             try:
-                ok = isinstance(json.loads(line), dict)
+                obj = json.loads(line, parse_float=Decimal)
             except ValueError:
-                ok = False
-            if ok:
+                obj = None
+            if isinstance(obj, dict):
                 sample.append(line.rstrip(b"\r\n") + b"\n")
+                objects.append(obj)
                 size += len(line)
     if not sample:
         return None
@@ -431,8 +532,49 @@ def infer_jsonl(storage: Storage, ref: FileRef, config: FilesConfig) -> tuple[pa
     except pa.ArrowInvalid:
         # Values of mixed types in the sample: infer from the first object only.
         tab = read_json_bytes(sample[0], None)
-    fields = [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type, True) for f in tab.schema]
+    fields = []
+    for f in tab.schema:
+        t = f.type
+        values = [o.get(f.name) for o in objects]
+        if pa.types.is_null(t):
+            t = pa.string()
+        elif pa.types.is_floating(t):
+            numbers = [v for v in values if v is not None]
+            plain = all(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in numbers)
+            t = number_type(numbers) if plain else t
+        elif pa.types.is_nested(t) and not _holds(t, values):
+            t = pa.string()
+        fields.append(pa.field(f.name, t, True))
     return pa.schema(fields), True
+
+
+#: Where a JSON number may have more digits than float64 holds (16 or more, or a 3-digit
+#: exponent): only then are a chunk's float64 values checked one by one.
+_LONG_NUMBER = re.compile(rb"(?:\d\.?){16}|[eE][+-]?\d{3}")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | Decimal) and not isinstance(v, bool)
+
+
+def _holds(t: pa.DataType, values: list[Any]) -> bool:
+    """Whether every sampled (nested) value keeps its exact form in ``t``."""
+    present = [v for v in values if v is not None]
+    if pa.types.is_floating(t):
+        return all(
+            isinstance(v, int | Decimal) and not isinstance(v, bool) and float_exact(Decimal(v))
+            for v in present
+        )
+    if pa.types.is_struct(t):
+        names = {f.name for f in t}
+        if any(not isinstance(v, dict) or set(v) != names for v in present):
+            return False
+        return all(_holds(f.type, [v[f.name] for v in present]) for f in t)
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return all(isinstance(v, list) for v in present) and _holds(
+            t.value_type, [x for v in present for x in v]
+        )
+    return not pa.types.is_nested(t)
 
 
 class JsonlReader(FileReader):
@@ -440,6 +582,8 @@ class JsonlReader(FileReader):
 
     def pieces(self) -> Iterator[Piece]:
         self._read_schema = json_read_schema(self.schema)
+        self._text_columns = [f.name for f in self.schema if pa.types.is_string(f.type)]
+        self._float_columns = [f.name for f in self.schema if pa.types.is_float64(f.type)]
         f = self._openfile()
         chunk: list[tuple[int, bytes]] = []
         size = 0
@@ -456,12 +600,56 @@ class JsonlReader(FileReader):
             yield from self._parse(chunk)
 
     def _try(self, lines: list[tuple[int, bytes]]) -> pa.Table | None:
+        data = b"".join(raw for _, raw in lines)
         try:
-            tab = read_json_bytes(b"".join(raw for _, raw in lines), self._read_schema)
+            tab = read_json_bytes(data, self._read_schema)
         except pa.ArrowInvalid:
-            return None
+            # Objects and arrays in text columns (JSON text): pyarrow reads no nested value as text.
+            nested = self._nested_as_text(lines) if self._text_columns else None
+            if nested is None:
+                return None
+            try:
+                tab = read_json_bytes(nested, self._read_schema)
+            except pa.ArrowInvalid:
+                return None
         # Two objects on one line would shift every line number after them: treat as bad.
         return tab if tab.num_rows == len(lines) else None
+
+    def _exact_floats(self, lines: list[tuple[int, bytes]], batch: pa.RecordBatch) -> pa.RecordBatch:
+        """pyarrow parses any JSON number into float64, rounding without a word: where a float64
+        column gets a number it does not hold exactly, the column goes on as the numbers' text,
+        so that fit() and the engine quarantine exactly those values."""
+        if not self._float_columns or not _LONG_NUMBER.search(b"".join(raw for _, raw in lines)):
+            return batch
+        objs = [json.loads(raw, parse_float=Decimal) for _, raw in lines]  # pyarrow parsed them
+        for name in self._float_columns:
+            i = batch.schema.get_field_index(name)
+            values = [o.get(name) if isinstance(o, dict) else None for o in objs]
+            if i < 0 or all(v is None or not _number(v) or float_exact(Decimal(v)) for v in values):
+                continue
+            text = [None if v is None else json_text(v) for v in values]
+            batch = batch.set_column(i, name, pa.array(text, pa.string()))
+        return batch
+
+    def _nested_as_text(self, lines: list[tuple[int, bytes]]) -> bytes | None:
+        """The lines with the objects and arrays of text columns replaced by their exact JSON text;
+        None when there are none, or a line is not a JSON object."""
+        out = []
+        changed = False
+        for _, raw in lines:
+            try:
+                obj = json.loads(raw, parse_float=Decimal)
+            except ValueError:
+                return None
+            if not isinstance(obj, dict):
+                return None
+            for name in self._text_columns:
+                v = obj.get(name)
+                if isinstance(v, dict | list):
+                    obj[name] = json_text(v)
+                    changed = True
+            out.append(json_text(obj).encode() + b"\n")
+        return b"".join(out) if changed else None
 
     def _segments(
         self, lines: list[tuple[int, bytes]], out: list[tuple[list[tuple[int, bytes]], pa.Table | None]]
@@ -482,7 +670,7 @@ class JsonlReader(FileReader):
             if tab is None:
                 n, raw = lines[0]
                 try:
-                    record = json.loads(raw)
+                    record = json.loads(raw, parse_float=Decimal)
                 except ValueError as e:
                     self.rejects.append(Reject(n, f"invalid JSON: {e}", _text(raw)))
                     continue
@@ -493,7 +681,7 @@ class JsonlReader(FileReader):
             elif tab.num_rows == 0:
                 continue
             else:
-                batch = tab.combine_chunks().to_batches()[0]
+                batch = self._exact_floats(lines, tab.combine_chunks().to_batches()[0])
             fitted, misfits = self._fit(batch)
             yield Piece(fitted, misfits, numbers.__getitem__)
 
@@ -512,8 +700,12 @@ class JsonlReader(FileReader):
 
 
 def _one(value: Any, t: pa.DataType | None) -> pa.Array:
+    # Numbers were parsed as Decimal (every digit kept); a decimal column takes them as they are,
+    # other types get the float JSON parsers give when it is exact (a Decimal would be truncated
+    # into an integer column without a word), else the number's text.
+    plain = value if t is not None and pa.types.is_decimal(t) else _floats(value)
     try:
-        return pa.array([value], t)
+        return pa.array([plain], t)
     except (
         pa.ArrowInvalid,
         pa.ArrowTypeError,
@@ -523,7 +715,17 @@ def _one(value: Any, t: pa.DataType | None) -> pa.Array:
         OverflowError,
     ):
         # Keep the value as text: fit() casts it if it parses, else the engine quarantines it.
-        return pa.array([value if isinstance(value, str) else json.dumps(value)], pa.string())
+        return pa.array([value if isinstance(value, str) else json_text(value)], pa.string())
+
+
+def _floats(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value) if float_exact(value) else str(value)
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    return value
 
 
 # -- Parquet

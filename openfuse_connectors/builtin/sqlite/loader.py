@@ -47,6 +47,7 @@ from openfuse_connectors.builtin.sqlite.sql import (
     to_sqlite,
 )
 from openfuse_connectors.catalog import NATIVE_TYPE
+from openfuse_connectors.conform import outside_iso_years
 from openfuse_connectors.errors import FatalError, RetriableError
 from openfuse_connectors.loader import (
     QUARANTINE_TABLE,
@@ -105,6 +106,11 @@ class SQLiteLoader(Loader):
     def storage_type(self, t: pa.DataType) -> pa.DataType:
         """The Arrow type a column created for ``t`` reads back as, so drift detection is stable."""
         return storage_type(t)
+
+    def unfit_values(self, column: pa.Array, field: pa.Field) -> dict[int, tuple[str, str]]:
+        """Values the engine quarantines: dates and timestamps beyond the ISO 8601 text SQLite keeps
+        them in (years 1..9999, e.g. a DuckDB ``infinity``)."""
+        return outside_iso_years(column, field)
 
     def open(self, job: WriteJob) -> LoadTransaction:
         return _SQLiteLoad(self, job)

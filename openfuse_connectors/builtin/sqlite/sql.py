@@ -25,7 +25,8 @@ list, struct, map, interval      JSON (NUMERIC)        JSON text                
 ===============================  ====================  ======================================  ======================
 
 Dates and timestamps are ISO-8601 text with a fixed number of fraction digits per unit, so they
-sort and compare correctly as text (SQLite's date functions read them too). Decimals are text
+sort and compare correctly as text (SQLite's date functions read them too); a value outside years
+1..9999 has no such text and is quarantined (``SQLiteLoader.unfit_values``). Decimals are text
 because SQLite's NUMERIC affinity would turn them into 8-byte floats. Tables that OpenFuse did
 not create are read by affinity: INTEGER -> int64, REAL -> float64, BLOB -> binary, anything
 else -> string.

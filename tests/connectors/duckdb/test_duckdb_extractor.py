@@ -13,6 +13,7 @@ from openfuse_connectors import ConfigError, PipelineSpec
 from openfuse_connectors.builtin.duckdb import DuckDBConfig, DuckDBExtractor, DuckDBLoader
 from openfuse_connectors.engine import StreamResult, run_pipeline
 from openfuse_connectors.registry import get_registry
+from openfuse_connectors.spec import StreamSpec
 
 SOURCE_DDL = """
 CREATE TABLE orders (
@@ -131,3 +132,29 @@ def test_the_loader_reads_back_what_the_extractor_reads(src: Path) -> None:
     seed(src, range(1, 3), "2000-01-01 00:00:00+00")
     info = DuckDBExtractor(DuckDBConfig(path=src)).discover()[0]
     assert DuckDBLoader(DuckDBConfig(path=src)).table_schema("orders") == info.schema
+
+
+def test_hugeint_is_read_exactly_as_decimal256(tmp_path: Path) -> None:
+    # DuckDB exports HUGEINT as decimal128(38, 0), which cannot hold its 39-digit values (issue #3).
+    src, dst = tmp_path / "src.duckdb", tmp_path / "dst.duckdb"
+    values = [2**127 - 1, -(2**127), 10**37, None]
+    execute(
+        src,
+        "CREATE TABLE big (id INTEGER, h HUGEINT, u UHUGEINT)",
+        *[
+            f"INSERT INTO big VALUES ({i}, {'NULL' if v is None else v}, {'NULL' if v is None else abs(v)})"
+            for i, v in enumerate(values)
+        ],
+    )
+    ex = DuckDBExtractor(DuckDBConfig(path=src))
+    info = ex.stream_info(StreamSpec(name="big"))
+    tab = pa.Table.from_batches(list(ex.read(StreamSpec(name="big"), None)), schema=info.schema)
+
+    assert info.schema.field("h").type == info.schema.field("u").type == pa.decimal256(39, 0)
+    assert tab.column("h").to_pylist() == values
+    assert tab.column("u").to_pylist() == [None if v is None else abs(v) for v in values]
+    # Loaded into DuckDB (no DECIMAL holds 39 digits): exact text.
+    doc = spec(src, dst).model_dump(mode="json")
+    run(PipelineSpec.model_validate({**doc, "streams": [{"name": "big", "mode": "full_refresh_overwrite"}]}))
+    back = DuckDBLoader(DuckDBConfig(path=dst, schema="analytics")).read_table("big").sort_by("id")
+    assert back.column("h").to_pylist() == [None if v is None else str(v) for v in values]

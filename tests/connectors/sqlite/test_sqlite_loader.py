@@ -568,3 +568,27 @@ def test_a_file_that_is_not_sqlite_is_a_config_error_naming_it(tmp_path: Path) -
     with pytest.raises(ConfigError, match="cannot open SQLite database") as e:
         loader(path).check()
     assert e.value.value == str(path)
+
+
+def test_timestamps_beyond_year_9999_are_quarantined_not_stored_as_text(db: Path, source: Source) -> None:
+    # A DuckDB `infinity` arrives as the largest int64; SQLite keeps dates as ISO text, which has no
+    # year beyond 9999: the engine quarantines those rows with the loader's reason (issue #3).
+    at = pa.array([0, 253402300799999999, 2**63 - 1, -(2**63 - 1)], pa.int64()).cast(pa.timestamp("us"))
+    day = pa.array([0, 2932896, 0, 0], pa.int32()).cast(pa.date32())
+    source.set("orders", {"id": [1, 2, 3, 4], "at": at, "day": day})
+
+    r = run(source, pipeline(db))
+
+    assert r.ok, r.error
+    assert (r.rows_written, r.rows_quarantined) == (2, 2)
+    assert rows(db, "SELECT id, at, day FROM orders ORDER BY id") == [
+        (1, "1970-01-01 00:00:00.000000", "1970-01-01"),
+        (2, "9999-12-31 23:59:59.999999", "9999-12-31"),
+    ]
+    q = rows(db, "SELECT position, field, value, reason, record FROM _openfuse_quarantine ORDER BY position")
+    assert [(p, f, v.split()[0]) for p, f, v, _, _ in q] == [
+        (2, "at", "9223372036854775807"),
+        (3, "at", "-9223372036854775807"),
+    ]
+    assert all("does not fit destination type timestamp[us]" in reason for _, _, _, reason, _ in q)
+    assert '"id": 3' in q[0][4]
