@@ -24,6 +24,7 @@ from api.crypto import SecretBox
 from api.errors import FieldError, Problem, loc_to_field, safe_value
 from api.models.connection import Connection
 from api.models.pipeline import Pipeline
+from openfuse_connectors.cdc.options import CdcOptions
 from openfuse_connectors.registry import Registry
 from openfuse_connectors.spec import PipelineSpec, SchemaDrift, StreamSpec
 
@@ -72,6 +73,7 @@ def build_spec(
     batch_size: int,
     schedule: str | None,
     tags: dict[str, str],
+    cdc: CdcOptions | None = None,
 ) -> dict[str, Any]:
     """Validate a pipeline and return the ``spec`` document to store."""
     errors: list[FieldError] = []
@@ -98,13 +100,17 @@ def build_spec(
         "tags": tags,
         "batch_size": batch_size,
     }
+    if cdc is not None:
+        doc["cdc"] = cdc.model_dump(mode="json", exclude_defaults=True)
     try:
         spec = PipelineSpec.model_validate(doc)
     except ValidationError as e:
         # A whole-spec rule (destination tables unique across streams) has no location: it is
         # about the streams, so that is the field it names.
         errors += [
-            FieldError(field=loc_to_field(err["loc"]) or "streams", message=str(err["msg"]), value=None)
+            FieldError(
+                field=loc_to_field(err["loc"]) or _whole_spec_field(err), message=str(err["msg"]), value=None
+            )
             for err in e.errors()
         ]
         spec = None
@@ -120,7 +126,15 @@ def build_spec(
         "schema_drift": schema_drift.value,
         "streams": doc["streams"],
         "batch_size": batch_size,
+        **({"cdc": doc["cdc"]} if "cdc" in doc else {}),
     }
+
+
+def _whole_spec_field(err: Any) -> str:
+    """The field a whole-spec rule names (``PipelineSpec`` raises errors that carry one), else
+    ``streams`` - what most of those rules are about."""
+    field = getattr((err.get("ctx") or {}).get("error"), "field", None)
+    return str(field) if field else "streams"
 
 
 def _transform_errors(registry: Registry, spec: PipelineSpec) -> list[FieldError]:

@@ -196,6 +196,8 @@ def render(session: Session, pipeline: Pipeline) -> str:
     if pipeline.schedule:
         doc["schedule"] = pipeline.schedule
     doc["streams"] = list(pipeline.spec.get("streams", []))
+    if pipeline.spec.get("cdc"):
+        doc["cdc"] = dict(pipeline.spec["cdc"])
     tags = {
         **{k: v for k, v in pipeline.tags.items() if not k.startswith("openfuse/")},
         PIPELINE_ID_TAG: str(pipeline.id),

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 
 from openfuse_connectors.conform import conform
 from openfuse_connectors.drift import plan_schema
-from openfuse_connectors.errors import OpenFuseError
+from openfuse_connectors.errors import ConfigError, OpenFuseError
 from openfuse_connectors.extractor import Extractor
 from openfuse_connectors.loader import Disposition, Loader, QuarantinedRow, WriteJob
 from openfuse_connectors.registry import Registry, get_registry, plugin_boundary
@@ -54,6 +54,8 @@ class StreamResult:
     schema_changes: list[str] = field(default_factory=list)
     schema: pa.Schema | None = None
     error: str | None = None
+    #: Facts the caller adds to the result it reports (e.g. the policy decision), JSON-ready.
+    annotations: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +68,17 @@ def disposition_for(stream: StreamSpec, full_refresh: bool) -> Disposition:
     if stream.mode is SyncMode.INCREMENTAL_DEDUPE:
         return Disposition.MERGE
     return Disposition.APPEND
+
+
+def _refuse_cdc(pipeline: PipelineSpec, stream: StreamSpec) -> None:
+    if stream.mode is SyncMode.CDC:
+        raise ConfigError(
+            f"pipeline {pipeline.name!r}: stream {stream.name!r} uses mode cdc, which this batch engine "
+            "does not run; run it with `openfuse cdc run PIPELINE.yaml` or its Dagster CDC job "
+            f"(`{pipeline.name}`)",
+            field="mode",
+            value=stream.mode.value,
+        )
 
 
 def run_stream(
@@ -123,12 +136,14 @@ def _run_stream(
     run_id: str | None,
     progress: ProgressFn | None,
 ) -> StreamResult:
+    _refuse_cdc(pipeline, stream)
     reg = registry or get_registry()
     run_id = run_id or uuid.uuid4().hex
     disposition = disposition_for(stream, full_refresh)
-    # Transforms from the pipeline plus any imposed from outside (e.g. policy obligations).
-    transformers = [reg.transformer(t.type, dict(t.options)) for t in stream.transforms]
-    transformers += extra_transformers or []
+    # Transforms imposed from outside (policy obligations) run first, on the source's columns,
+    # so no pipeline transform ever sees a value they mask, hash or drop.
+    transformers = list(extra_transformers or [])
+    transformers += [reg.transformer(t.type, dict(t.options)) for t in stream.transforms]
     ctx = TransformContext(pipeline.name, stream.name, run_id)
     for t in transformers:
         with plugin_boundary(t.label, "setup"):
@@ -206,7 +221,9 @@ def _run_stream(
                 for t in transformers:
                     with plugin_boundary(t.label, "transform"):
                         batch = t.transform(batch)
-                good, bad = conform(batch, plan.target, offset=position, required=required)
+                good, bad = conform(
+                    batch, plan.target, offset=position, required=required, check=loader.unfit_values
+                )
                 position += raw.num_rows
                 if bad:
                     with plugin_boundary(extractor.name, "annotate_quarantine"):
@@ -254,6 +271,8 @@ def run_pipeline(
     on_result: Callable[[StreamResult], None] | None = None,
 ) -> list[StreamResult]:
     """Run every (or the selected) stream in order. A failing stream does not stop the others."""
+    for s in pipeline.streams:
+        _refuse_cdc(pipeline, s)
     reg = registry or get_registry()
     run_id = run_id or uuid.uuid4().hex
     results = []

@@ -12,26 +12,44 @@ A pipeline file (YAML) looks like::
         cursor_field: updated_at
         primary_key: [id]
 
+A change-data-capture pipeline (PostgreSQL source only) marks every stream ``mode: cdc`` and may
+tune the capture in a ``cdc:`` block (:class:`~openfuse_connectors.cdc.options.CdcOptions`)::
+
+    name: shop_cdc
+    source:      {connector: postgres, config: {dsn: "postgresql://..."}}
+    destination: {connector: postgres, config: {dsn: "postgresql://...", schema: mirror}}
+    cdc: {deletes: soft}
+    streams:
+      - {name: public.orders, mode: cdc}
+
+CDC streams are not run by the batch engine (``openfuse run``) but by the CDC runner
+(``openfuse cdc run``, or the pipeline's Dagster CDC job).
+
 ``${VAR}`` and ``${VAR:-default}`` in string values are expanded from the environment when the
 file is loaded; the expanded values are never printed.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from openfuse_connectors.cdc.options import CdcOptions
 from openfuse_connectors.errors import PipelineSpecError
 
 __all__ = [
+    "CDC_SOURCE",
     "ConnectorRef",
+    "PartitionSpec",
     "PipelineSpec",
+    "RetrySpec",
     "SchemaDrift",
     "StreamSpec",
     "SyncMode",
@@ -50,10 +68,25 @@ class SyncMode(StrEnum):
     FULL_REFRESH_APPEND = "full_refresh_append"
     INCREMENTAL_APPEND = "incremental_append"
     INCREMENTAL_DEDUPE = "incremental_dedupe"
+    #: Change data capture (PostgreSQL logical decoding), run by the CDC runner, not the engine.
+    CDC = "cdc"
 
     @property
     def incremental(self) -> bool:
         return self in (SyncMode.INCREMENTAL_APPEND, SyncMode.INCREMENTAL_DEDUPE)
+
+
+#: The one source connector a ``cdc`` stream can read from.
+CDC_SOURCE = "postgres"
+
+
+class _FieldProblem(ValueError):
+    """A whole-model check that knows which field is wrong (pydantic reports it at the top)."""
+
+    def __init__(self, message: str, field: str, value: Any = None):
+        super().__init__(message)
+        self.field = field
+        self.value = value
 
 
 class SchemaDrift(StrEnum):
@@ -168,6 +201,65 @@ class StreamSpec(BaseModel):
         return default_table(self.name)
 
 
+class RetrySpec(BaseModel):
+    """How a failed step of the pipeline is retried (Dagster's ``RetryPolicy``).
+
+    Retrying is safe by construction: a load commits data and state together or not at all.
+    Fatal errors (bad config, frozen schema drift) are never retried.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_retries: int = Field(default=2, ge=0, le=20, description="0 turns retries off.")
+    delay_seconds: float = Field(default=30.0, ge=0, le=86_400, description="Wait before the first retry.")
+    backoff: Literal["none", "linear", "exponential"] = Field(
+        default="exponential", description="How the delay grows per attempt."
+    )
+    jitter: Literal["none", "full", "plus_minus"] = Field(
+        default="plus_minus", description="Random spread of the delay, so retries do not stampede."
+    )
+
+
+class PartitionSpec(BaseModel):
+    """Time partitions of an incremental pipeline: each partition is a cursor range ``[start, end)``.
+
+    Give ``granularity`` (hourly, daily, weekly, monthly) or a ``cron`` expression whose ticks
+    bound the partitions, not both.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["time"] = "time"
+    granularity: Literal["hourly", "daily", "weekly", "monthly"] | None = None
+    cron: str | None = Field(default=None, description="e.g. `0 */6 * * *` for 6-hour partitions.")
+    start: str = Field(description="First partition, ISO date (or date and time), e.g. 2024-01-01.")
+    end: str | None = Field(default=None, description="No partition starts at or after it (ISO).")
+    end_offset: int = Field(default=0, ge=0, description="1: also offer the partition in progress.")
+    timezone: str = Field(default="UTC", description="IANA time zone of the partition bounds.")
+    cursor_field: str | None = Field(
+        default=None,
+        description="The column the ranges apply to; when set, every stream must use it as cursor_field.",
+    )
+
+    @field_validator("start", "end")
+    @classmethod
+    def _iso(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                dt.datetime.fromisoformat(v)
+            except ValueError:
+                raise ValueError(
+                    f"{v!r} must be an ISO date such as 2024-01-01 (or 2024-01-01T06:00)"
+                ) from None
+        return v
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> PartitionSpec:
+        if (self.granularity is None) == (self.cron is None):
+            raise _FieldProblem("give granularity or cron (exactly one)", "granularity")
+        return self
+
+
 class PipelineSpec(BaseModel):
     """A whole pipeline: source, destination, drift policy and streams."""
 
@@ -182,6 +274,13 @@ class PipelineSpec(BaseModel):
     owner: str | None = None
     tags: dict[str, str] = Field(default_factory=dict)
     batch_size: int = Field(default=100_000, ge=1, le=10_000_000)
+    cdc: CdcOptions | None = Field(
+        default=None, description="Change data capture settings; only with `mode: cdc` streams."
+    )
+    retries: RetrySpec | None = Field(default=None, description="Step retries (default: 2, exponential).")
+    partitions: PartitionSpec | None = Field(
+        default=None, description="Time partitions (incremental streams only), used by Dagster."
+    )
 
     @field_validator("name")
     @classmethod
@@ -200,6 +299,62 @@ class PipelineSpec(BaseModel):
                 raise ValueError(f"streams {seen[s.table]!r} and {s.name!r} both load into table {s.table!r}")
             seen[s.table] = s.name
         return self
+
+    @model_validator(mode="after")
+    def _partition_rules(self) -> PipelineSpec:
+        p = self.partitions
+        if p is None:
+            return self
+        for i, s in enumerate(self.streams):
+            if not s.mode.incremental:
+                raise _FieldProblem(
+                    f"every stream of a partitioned pipeline must be incremental (a partition is a cursor "
+                    f"range); stream {s.name!r} is {s.mode.value}",
+                    f"streams[{i}:{s.name}].mode",
+                    s.mode.value,
+                )
+            if p.cursor_field is not None and s.cursor_field != p.cursor_field:
+                raise _FieldProblem(
+                    f"partitions.cursor_field is {p.cursor_field!r} but stream {s.name!r} uses "
+                    f"{s.cursor_field!r}",
+                    f"streams[{i}:{s.name}].cursor_field",
+                    s.cursor_field,
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _cdc_rules(self) -> PipelineSpec:
+        cdc = [s for s in self.streams if s.mode is SyncMode.CDC]
+        if not cdc:
+            if self.cdc is not None:
+                raise _FieldProblem("a cdc block needs streams with mode cdc", "cdc")
+            return self
+        for i, s in enumerate(self.streams):
+            if s.mode is not SyncMode.CDC:
+                raise _FieldProblem(
+                    f"every stream of a cdc pipeline must use mode cdc (stream {cdc[0].name!r} does); "
+                    f"stream {s.name!r} is {s.mode.value} - put it in a pipeline of its own",
+                    f"streams[{i}:{s.name}].mode",
+                    s.mode.value,
+                )
+        if self.source.connector != CDC_SOURCE:
+            raise _FieldProblem(
+                f"mode cdc needs a {CDC_SOURCE} source (logical decoding); this source is "
+                f"{self.source.connector!r}",
+                "source.connector",
+                self.source.connector,
+            )
+        return self
+
+    @property
+    def is_cdc(self) -> bool:
+        """Whether the pipeline is change data capture (all its streams are ``mode: cdc``)."""
+        return self.streams[0].mode is SyncMode.CDC
+
+    @property
+    def cdc_options(self) -> CdcOptions:
+        """The ``cdc:`` block, or its defaults."""
+        return self.cdc if self.cdc is not None else CdcOptions()
 
     def stream(self, name: str) -> StreamSpec:
         for s in self.streams:
@@ -247,11 +402,15 @@ def parse_pipeline(data: Any, *, source: str = "<pipeline>") -> PipelineSpec:
         err = e.errors()[0]
         loc = _loc(data, err["loc"])
         raw = err.get("input")
+        msg = err["msg"]
+        problem = (err.get("ctx") or {}).get("error")
+        if isinstance(problem, _FieldProblem):
+            loc, raw, msg = _join(loc, problem.field), problem.value, str(problem)
         shown = None if _is_secretish(loc) else raw
         if isinstance(shown, dict | list):
             shown = None
         more = f" (+{len(e.errors()) - 1} more)" if len(e.errors()) > 1 else ""
-        raise PipelineSpecError(f"{err['msg']}{more}", field=loc, value=shown, source=source) from None
+        raise PipelineSpecError(f"{msg}{more}", field=loc, value=shown, source=source) from None
 
 
 def load_pipeline(path: str | Path) -> PipelineSpec:
@@ -290,6 +449,10 @@ def _loc(data: Any, loc: tuple[Any, ...]) -> str:
             parts.append(("." if parts else "") + str(item))
             node = node.get(item) if isinstance(node, dict) else None
     return "".join(parts)
+
+
+def _join(prefix: str, field: str) -> str:
+    return f"{prefix}.{field}" if prefix else field
 
 
 def _is_secretish(loc: str) -> bool:

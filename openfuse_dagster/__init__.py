@@ -12,6 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from openfuse_dagster.assets import openfuse_assets
+    from openfuse_dagster.cdc import (
+        SLOT_HEALTH_CHECK,
+        CdcRunConfig,
+        build_cdc_job,
+        build_cdc_sensor,
+        build_cdc_slot_check,
+        openfuse_cdc_assets,
+    )
     from openfuse_dagster.checks import QUARANTINE_CHECK, ROW_COUNT_CHECK, build_openfuse_check_specs
     from openfuse_dagster.definitions import (
         BROKEN_PIPELINES_SENSOR,
@@ -31,7 +39,7 @@ if TYPE_CHECKING:
         render_instance_yaml,
         write_instance_yaml,
     )
-    from openfuse_dagster.jobs import build_pipeline_job, build_pipeline_schedule
+    from openfuse_dagster.jobs import build_pipeline_job, build_pipeline_schedule, job_tags
     from openfuse_dagster.partitions import partitioning, partitions_def
     from openfuse_dagster.resources import (
         OpenFuseConnectionResource,
@@ -46,6 +54,12 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "openfuse_assets": "assets",
+    "SLOT_HEALTH_CHECK": "cdc",
+    "CdcRunConfig": "cdc",
+    "build_cdc_job": "cdc",
+    "build_cdc_sensor": "cdc",
+    "build_cdc_slot_check": "cdc",
+    "openfuse_cdc_assets": "cdc",
     "QUARANTINE_CHECK": "checks",
     "ROW_COUNT_CHECK": "checks",
     "build_openfuse_check_specs": "checks",
@@ -66,6 +80,7 @@ _WHERE = {
     "write_instance_yaml": "instance",
     "build_pipeline_job": "jobs",
     "build_pipeline_schedule": "jobs",
+    "job_tags": "jobs",
     "partitioning": "partitions",
     "partitions_def": "partitions",
     "OpenFuseConnectionResource": "resources",
@@ -85,13 +100,18 @@ __all__ = [
     "BROKEN_PIPELINES_SENSOR",
     "QUARANTINE_CHECK",
     "ROW_COUNT_CHECK",
+    "SLOT_HEALTH_CHECK",
     "BrokenPipeline",
+    "CdcRunConfig",
     "OpenFuseConnectionResource",
     "OpenFuseTranslator",
     "PipelineSource",
     "Settings",
     "SyncConfig",
     "YamlPipelineFolder",
+    "build_cdc_job",
+    "build_cdc_sensor",
+    "build_cdc_slot_check",
     "build_definitions",
     "build_executor",
     "build_files_sensor",
@@ -104,9 +124,11 @@ __all__ = [
     "destination_resource_key",
     "embedded_instance_config",
     "ensure_embedded_dagster_home",
+    "job_tags",
     "load_instance",
     "materialization_metadata",
     "openfuse_assets",
+    "openfuse_cdc_assets",
     "openfuse_resources",
     "partitioning",
     "partitions_def",

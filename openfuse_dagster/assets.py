@@ -45,6 +45,7 @@ from openfuse_dagster.checks import (
     outcomes_after_sync,
     outcomes_from_metadata,
 )
+from openfuse_dagster.jobs import require_batch
 from openfuse_dagster.partitions import PartitionWindow, partitions_def, sync_partition
 from openfuse_dagster.resources import OpenFuseConnectionResource
 from openfuse_dagster.resources import destination_resource_key as default_destination_key
@@ -87,6 +88,7 @@ def openfuse_assets(
         registry: connector registry (default: the process-wide one).
         pool: Dagster concurrency pool, e.g. to cap syncs into one destination.
     """
+    require_batch(pipeline)
     t = translator or OpenFuseTranslator()
     specs = build_openfuse_asset_specs(pipeline, t)
     streams: dict[AssetKey, StreamSpec] = {

@@ -10,7 +10,9 @@ after the pipeline (:func:`~openfuse_dagster.build_pipeline_job`), its schedule 
 a new-files sensor when its source is the ``files`` connector
 (:func:`~openfuse_dagster.sensors.build_files_sensor`), and its two connection resources
 (:func:`~openfuse_dagster.openfuse_resources`). Time-partitioned pipelines
-(:mod:`openfuse_dagster.partitions`) get partitioned assets and jobs.
+(:mod:`openfuse_dagster.partitions`) get partitioned assets and jobs. A change-data-capture
+pipeline (streams ``mode: cdc``) gets its CDC assets, the slot health check, a CDC job and the
+sensor that keeps it running instead (:mod:`openfuse_dagster.cdc`).
 
 The executor of every job comes from :class:`~openfuse_dagster.settings.Settings`
 (``OPENFUSE_EXECUTOR``, else in-process when embedded and Celery when scaled).
@@ -41,6 +43,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import yaml
 from dagster import (
+    AssetChecksDefinition,
     AssetKey,
     AssetsDefinition,
     DefaultScheduleStatus,
@@ -55,11 +58,13 @@ from dagster import (
     SkipReason,
 )
 from dagster import definitions as lazy_definitions
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from openfuse_connectors.errors import ConfigError, ConnectorNotFoundError
 from openfuse_connectors.registry import Registry, get_registry
 from openfuse_connectors.spec import ConnectorRef, PipelineSpec, load_pipeline
 from openfuse_dagster.assets import openfuse_assets
+from openfuse_dagster.cdc import build_cdc_job, build_cdc_sensor, build_cdc_slot_check, openfuse_cdc_assets
 from openfuse_dagster.jobs import build_pipeline_job, build_pipeline_schedule
 from openfuse_dagster.resources import OpenFuseConnectionResource, openfuse_resources, secret_fields
 from openfuse_dagster.sensors import build_files_sensor
@@ -195,10 +200,11 @@ def _broken(origin: str, e: BaseException, pipeline: str | None = None) -> Broke
 @dataclass
 class _PipelineDefs:
     assets: AssetsDefinition
-    job: JobDefinition
+    job: JobDefinition | UnresolvedAssetJobDefinition
     schedule: ScheduleDefinition | None
     sensor: SensorDefinition | None
     resources: dict[str, OpenFuseConnectionResource]
+    checks: list[AssetChecksDefinition]
 
 
 def _define(
@@ -211,21 +217,32 @@ def _define(
     default_sensor_status: DefaultSensorStatus,
 ) -> _PipelineDefs:
     resources = openfuse_resources(pipeline, registry=registry, allow_literal_secrets=allow_literal_secrets)
-    assets = openfuse_assets(pipeline, translator=translator, registry=registry)
-    job_def = build_pipeline_job(pipeline, translator=translator, registry=registry)
+    job_def: JobDefinition | UnresolvedAssetJobDefinition
+    checks: list[AssetChecksDefinition] = []
+    if pipeline.is_cdc:
+        assets = openfuse_cdc_assets(pipeline, translator=translator)
+        checks.append(build_cdc_slot_check(pipeline, translator=translator))
+        job_def = build_cdc_job(pipeline, assets)
+        sensor: SensorDefinition | None = build_cdc_sensor(
+            pipeline, job_def.name, default_status=default_sensor_status
+        )
+    else:
+        assets = openfuse_assets(pipeline, translator=translator, registry=registry)
+        job_def = build_pipeline_job(pipeline, translator=translator, registry=registry)
+        sensor = build_files_sensor(pipeline, job_def, default_status=default_sensor_status)
     schedule = build_pipeline_schedule(pipeline, job_def, default_status=default_schedule_status)
-    sensor = build_files_sensor(pipeline, job_def, default_status=default_sensor_status)
     # Whatever Dagster would refuse for this pipeline surfaces here, not for the whole location.
     Definitions.validate_loadable(
         Definitions(
             assets=[assets],
+            asset_checks=checks,
             jobs=[job_def],
             schedules=[schedule] if schedule else [],
             sensors=[sensor] if sensor else [],
             resources=resources,
         )
     )
-    return _PipelineDefs(assets, job_def, schedule, sensor, resources)
+    return _PipelineDefs(assets, job_def, schedule, sensor, resources, checks)
 
 
 def _broken_sensor(broken: list[BrokenPipeline]) -> SensorDefinition:
@@ -284,7 +301,8 @@ def build_definitions(
     claimed: dict[AssetKey, str] = {}
     t = translator or OpenFuseTranslator()
     assets: list[AssetsDefinition] = []
-    jobs: list[JobDefinition] = []
+    checks: list[AssetChecksDefinition] = []
+    jobs: list[JobDefinition | UnresolvedAssetJobDefinition] = []
     schedules: list[ScheduleDefinition] = []
     sensors: list[SensorDefinition] = []
     resources: dict[str, Any] = {}
@@ -322,6 +340,7 @@ def build_definitions(
         for s in p.streams:
             claimed[t.get_asset_key(p, s)] = p.name
         assets.append(d.assets)
+        checks.extend(d.checks)
         jobs.append(d.job)
         if d.schedule is not None:
             schedules.append(d.schedule)
@@ -333,6 +352,7 @@ def build_definitions(
         log.warning("OpenFuse pipeline not loaded: %s", b)
     return Definitions(
         assets=assets,
+        asset_checks=checks,
         jobs=jobs,
         schedules=schedules,
         sensors=sensors + ([_broken_sensor(broken)] if broken else []),

@@ -7,12 +7,15 @@ reports the same materialization metadata and check evaluations as the asset ste
 either path.
 
 Schedules come from ``PipelineSpec.schedule`` (cron), evaluated in UTC unless the pipeline's
-``timezone`` tag names an IANA zone.
+``timezone`` tag (or else its ``partitions.timezone``) names an IANA zone.
 
 A time-partitioned pipeline (:mod:`openfuse_dagster.partitions`) gets a partitioned job: a run
 syncs the cursor range of its partition(s) and reports one materialization per partition. Its
 schedule (when ``schedule`` is set) requests, on every tick, the partition the tick falls in
 and the one before it, so late rows of a partition that just closed are picked up too.
+
+The job's tags (and so its runs') are :func:`job_tags`: ``openfuse/pipeline``, the pipeline's own
+``openfuse/*`` tags and its owner as ``openfuse/owner``, so runs can be filtered by them.
 
 Runs carry the tag ``openfuse/lock``: the pipeline's name, or ``<pipeline>@<partition>``. The
 instance config allows one run per lock value at a time (``deployments/dagster/dagster.yaml``).
@@ -42,6 +45,7 @@ from dagster import (
     job,
     op,
 )
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from openfuse_connectors.errors import ConfigError
 from openfuse_connectors.registry import Registry
@@ -72,6 +76,7 @@ __all__ = [
     "TIMEZONE_TAG",
     "build_pipeline_job",
     "build_pipeline_schedule",
+    "job_tags",
     "stream_op_name",
 ]
 
@@ -79,6 +84,25 @@ TIMEZONE_TAG = "timezone"
 PIPELINE_TAG = "openfuse/pipeline"
 LOCK_TAG = "openfuse/lock"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
+
+
+def job_tags(pipeline: PipelineSpec) -> dict[str, str]:
+    """The Dagster job tags of a pipeline: its ``openfuse/*`` tags, owner and name."""
+    tags = {k: v for k, v in pipeline.tags.items() if k.startswith("openfuse/") and k != LOCK_TAG}
+    if pipeline.owner:
+        tags["openfuse/owner"] = pipeline.owner
+    tags[PIPELINE_TAG] = pipeline.name
+    return tags
+
+
+def require_batch(pipeline: PipelineSpec) -> None:
+    """Refuse a CDC pipeline where a batch sync is being built (it needs the CDC runner)."""
+    if pipeline.is_cdc:
+        raise ConfigError(
+            f"pipeline {pipeline.name!r} is a cdc pipeline: build it with openfuse_dagster.cdc "
+            "(openfuse_cdc_assets, build_cdc_job); build_definitions does that for you",
+            field="streams",
+        )
 
 
 def stream_op_name(pipeline: PipelineSpec, stream: StreamSpec) -> str:
@@ -200,6 +224,7 @@ def build_pipeline_job(
         executor_def: e.g. a Celery executor; default Dagster's (multiprocess when launched).
         Others: as for :func:`openfuse_dagster.openfuse_assets`.
     """
+    require_batch(pipeline)
     t = translator or OpenFuseTranslator()
     src_key = source_resource_key or default_source_key(pipeline)
     dst_key = destination_resource_key or default_destination_key(pipeline)
@@ -222,7 +247,7 @@ def build_pipeline_job(
         )
         for s in pipeline.streams
     ]
-    tags = {PIPELINE_TAG: pipeline.name}
+    tags = job_tags(pipeline)
     partitioned: dict[str, Any] = {}
     if pdef is None:
         tags[LOCK_TAG] = pipeline.name
@@ -251,7 +276,7 @@ def build_pipeline_job(
 
 def build_pipeline_schedule(
     pipeline: PipelineSpec,
-    job_def: JobDefinition,
+    job_def: JobDefinition | UnresolvedAssetJobDefinition,
     *,
     default_status: DefaultScheduleStatus = DefaultScheduleStatus.STOPPED,
 ) -> ScheduleDefinition | None:
@@ -269,7 +294,7 @@ def build_pipeline_schedule(
                 name=f"{pipeline.name}_schedule",
                 cron_schedule=pipeline.schedule,
                 job=job_def,
-                execution_timezone=pipeline.tags.get(TIMEZONE_TAG),
+                execution_timezone=_timezone(pipeline),
                 default_status=default_status,
                 description=f"Runs OpenFuse pipeline `{pipeline.name}` on `{pipeline.schedule}`.",
                 tags={PIPELINE_TAG: pipeline.name},
@@ -279,15 +304,22 @@ def build_pipeline_schedule(
             cron_schedule=pipeline.schedule,
             job=job_def,
             execution_fn=_partition_ticks(pipeline, pdef),
-            execution_timezone=pipeline.tags.get(TIMEZONE_TAG),
+            execution_timezone=_timezone(pipeline),
             default_status=default_status,
             description=f"Syncs the current and the previous partition of OpenFuse pipeline "
             f"`{pipeline.name}` on `{pipeline.schedule}`.",
         )
     except DagsterInvalidDefinitionError as e:
         field = f"tags.{TIMEZONE_TAG}" if "timezone" in str(e).lower() else "schedule"
-        value = pipeline.tags.get(TIMEZONE_TAG) if field != "schedule" else pipeline.schedule
+        value = _timezone(pipeline) if field != "schedule" else pipeline.schedule
         raise ConfigError(f"invalid schedule: {e}", field=field, value=value) from None
+
+
+def _timezone(pipeline: PipelineSpec) -> str | None:
+    tz = pipeline.tags.get(TIMEZONE_TAG)
+    if tz is None and pipeline.partitions is not None:
+        tz = pipeline.partitions.timezone
+    return tz
 
 
 def _partition_ticks(pipeline: PipelineSpec, pdef: TimeWindowPartitionsDefinition) -> Any:

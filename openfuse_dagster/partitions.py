@@ -1,13 +1,19 @@
 """Time-partitioned incremental pipelines: each partition is a cursor range ``[start, end)``.
 
-A pipeline opts in with tags (``PipelineSpec`` has no field for it yet)::
+A pipeline opts in with its ``partitions`` block (:class:`~openfuse_connectors.spec.PartitionSpec`)::
 
-    tags:
-      partition: daily              # hourly | daily | weekly | monthly
-      partition_start: "2024-01-01" # first partition (ISO date, or date + time for hourly)
-      partition_end: "2025-01-01"   # optional: no partition starts at or after it
-      partition_end_offset: "1"     # optional: also offer the partition still in progress
-      timezone: Europe/Berlin       # optional, default UTC (shared with the cron schedule)
+    partitions:
+      type: time
+      granularity: daily            # hourly | daily | weekly | monthly - or cron: "0 */6 * * *"
+      start: "2024-01-01"           # first partition (ISO date, or date + time for hourly)
+      end: "2025-01-01"             # optional: no partition starts at or after it
+      end_offset: 1                 # optional: also offer the partition still in progress
+      timezone: Europe/Berlin       # optional, default UTC
+      cursor_field: updated_at      # optional: every stream must use it as its cursor_field
+
+Deprecated, still read when there is no ``partitions`` block (a warning is logged): the tags
+``partition`` (granularity), ``partition_start``, ``partition_end``, ``partition_end_offset`` and
+``timezone``.
 
 Every stream of a partitioned pipeline must be incremental with a timestamp or date
 ``cursor_field``. A run for partition ``P = [start, end)`` syncs, per stream, exactly the
@@ -43,6 +49,7 @@ one-run-per-lock limit keeps two runs of one partition apart but lets partitions
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -92,6 +99,9 @@ PARTITION_END_TAG = "partition_end"
 PARTITION_END_OFFSET_TAG = "partition_end_offset"
 _TIMEZONE_TAG = "timezone"  # the same tag as the cron schedule's (jobs.TIMEZONE_TAG)
 
+log = logging.getLogger("openfuse_dagster")
+_warned: set[str] = set()
+
 _DEFS: dict[str, type[TimeWindowPartitionsDefinition]] = {
     "hourly": HourlyPartitionsDefinition,
     "daily": DailyPartitionsDefinition,
@@ -103,13 +113,16 @@ GRANULARITIES = tuple(_DEFS)
 
 @dataclass(frozen=True)
 class Partitioning:
-    """A pipeline's partitioning, read from its tags."""
+    """A pipeline's partitioning, from its ``partitions`` block (or its deprecated tags)."""
 
-    granularity: str
+    granularity: str | None
     start: str
     end: str | None = None
     timezone: str = "UTC"
     end_offset: int = 0
+    cron: str | None = None
+    #: Where the settings came from, for error messages: ``partitions`` or ``tags``.
+    origin: str = "partitions"
 
 
 def _tag(pipeline: PipelineSpec, key: str) -> str | None:
@@ -118,10 +131,27 @@ def _tag(pipeline: PipelineSpec, key: str) -> str | None:
 
 
 def partitioning(pipeline: PipelineSpec) -> Partitioning | None:
-    """The pipeline's partitioning, or None; raises :class:`ConfigError` naming the tag or stream."""
+    """The pipeline's partitioning, or None; raises :class:`ConfigError` naming the field or stream."""
+    p = pipeline.partitions
+    if p is not None:
+        return Partitioning(
+            granularity=p.granularity,
+            start=p.start,
+            end=p.end,
+            timezone=p.timezone,
+            end_offset=p.end_offset,
+            cron=p.cron,
+        )
     granularity = _tag(pipeline, PARTITION_TAG)
     if granularity is None:
         return None
+    if pipeline.name not in _warned:
+        _warned.add(pipeline.name)
+        log.warning(
+            "pipeline %r: the partition tags are deprecated; write a `partitions:` block instead "
+            "(granularity, start, end, end_offset, timezone)",
+            pipeline.name,
+        )
     if granularity not in _DEFS:
         raise ConfigError(
             f"unknown partition granularity; use one of {', '.join(GRANULARITIES)}",
@@ -164,6 +194,7 @@ def partitioning(pipeline: PipelineSpec) -> Partitioning | None:
         end=_tag(pipeline, PARTITION_END_TAG),
         timezone=_tag(pipeline, _TIMEZONE_TAG) or "UTC",
         end_offset=int(raw_offset),
+        origin="tags",
     )
 
 
@@ -173,7 +204,8 @@ def partitioning_label(pipeline: PipelineSpec) -> str:
     if p is None:
         return "not partitioned"
     until = f" until {p.end}" if p.end else ""
-    return f"{p.granularity} from {p.start}{until} ({p.timezone})"
+    every = p.granularity or f"on cron {p.cron!r}"
+    return f"{every} from {p.start}{until} ({p.timezone})"
 
 
 def partitions_def(pipeline: PipelineSpec) -> TimeWindowPartitionsDefinition | None:
@@ -181,21 +213,31 @@ def partitions_def(pipeline: PipelineSpec) -> TimeWindowPartitionsDefinition | N
     p = partitioning(pipeline)
     if p is None:
         return None
-    cls = _DEFS[p.granularity]
-    fmt = "%Y-%m-%d-%H:%M" if p.granularity == "hourly" else "%Y-%m-%d"
+    fmt = "%Y-%m-%d-%H:%M" if p.granularity in ("hourly", None) else "%Y-%m-%d"
 
     def _date(value: str) -> str:
         return dt.datetime.fromisoformat(value).strftime(fmt)
 
     try:
-        return cls(  # type: ignore[call-arg]
+        if p.granularity is None:
+            assert p.cron is not None  # PartitionSpec needs one of the two
+            return TimeWindowPartitionsDefinition(
+                cron_schedule=p.cron,
+                start=_date(p.start),
+                end=_date(p.end) if p.end else None,
+                fmt=fmt,
+                timezone=p.timezone,
+                end_offset=p.end_offset,
+            )
+        return _DEFS[p.granularity](  # type: ignore[call-arg]
             start_date=_date(p.start),
             end_date=_date(p.end) if p.end else None,
             timezone=p.timezone,
             end_offset=p.end_offset,
         )
-    except Exception as e:  # Dagster's own checks (timezone, end before start)
-        raise ConfigError(f"invalid partitioning: {e}", field=f"tags.{PARTITION_TAG}") from None
+    except Exception as e:  # Dagster's own checks (timezone, cron, end before start)
+        field = f"tags.{PARTITION_TAG}" if p.origin == "tags" else "partitions"
+        raise ConfigError(f"invalid partitioning: {e}", field=field) from None
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,17 @@ class Settings(BaseSettings):
     max_concurrent_runs: int = Field(default=10, ge=1)
     run_retries: int = Field(default=2, ge=0, le=10)
     dequeue_interval_seconds: int = Field(default=5, ge=1, le=60)
+    policy_dir: Path | None = Field(
+        default=None,
+        description="Governance folder (`*.cedar` policies + `principals.yaml`): when set, every stream "
+        "step asks whether the pipeline's owner may read the source and write the table, and applies "
+        "the decision's obligations (mask/hash/drop). Unset: no data-plane enforcement.",
+    )
+    license_public_keys: Path | None = Field(
+        default=None,
+        description="JWKS file of trusted license keys (default: the keys shipped with OpenFuse); the "
+        "license itself is OPENFUSE_LICENSE or OPENFUSE_LICENSE_FILE, as for the API.",
+    )
     webserver_host: str = "127.0.0.1"
     webserver_port: int = Field(default=3000, ge=1, le=65535)
 

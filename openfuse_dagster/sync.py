@@ -7,6 +7,7 @@ engine's :class:`~openfuse_connectors.engine.StreamResult`, never from log text.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,7 +34,9 @@ from openfuse_connectors.errors import ConfigError, FatalError
 from openfuse_connectors.extractor import Extractor
 from openfuse_connectors.loader import Loader
 from openfuse_connectors.registry import Registry
-from openfuse_connectors.spec import PipelineSpec, StreamSpec
+from openfuse_connectors.spec import PipelineSpec, RetrySpec, StreamSpec
+from openfuse_dagster.settings import Settings
+from openfuse_policy.dataplane import DataPlaneGate
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -41,6 +44,7 @@ __all__ = [
     "RETRY_DELAY_TAG",
     "SyncConfig",
     "fatal_is_final",
+    "governance_gate",
     "materialization_metadata",
     "pipeline_retry_policy",
     "stream_failure",
@@ -48,12 +52,13 @@ __all__ = [
     "table_schema",
 ]
 
-#: Pipeline tags read by the Dagster layer (PipelineSpec has no field for them yet).
+#: Deprecated pipeline tags, read when the pipeline has no ``retries`` block.
 RETRIES_TAG = "retries"
 RETRY_DELAY_TAG = "retry_delay_seconds"
 DEFAULT_RETRIES = 2
 _DEFAULT_RETRY_DELAY = 30.0
 _MAX_RETRIES = 20
+log = logging.getLogger("openfuse_dagster")
 _PROGRESS_EVERY_SECONDS = 30.0
 
 
@@ -67,28 +72,59 @@ class SyncConfig(Config):
 
 
 def pipeline_retry_policy(pipeline: PipelineSpec, retries: int | None = None) -> RetryPolicy | None:
-    """The step retry policy: ``retries``, else the pipeline's ``retries`` tag, else 2.
+    """The step retry policy: ``retries``, else the pipeline's ``retries`` block, else 2.
 
     Retrying is safe by construction (a load commits data and state together or not at all), so
-    transient failures retry by default; ``retries: "0"`` turns it off (returns None). The delay
-    is the ``retry_delay_seconds`` tag (default 30 s), doubled per attempt, with jitter. Fatal
-    OpenFuse errors (bad config, missing table, frozen schema drift) are never retried: the
-    step raises ``Failure(allow_retries=False)`` for them.
+    transient failures retry by default; ``max_retries: 0`` turns it off (returns None). The
+    default delay is 30 s, doubled per attempt, with jitter (see
+    :class:`~openfuse_connectors.spec.RetrySpec`). Fatal OpenFuse errors (bad config, missing
+    table, frozen schema drift) are never retried: the step raises ``Failure(allow_retries=False)``.
+
+    Deprecated, read when the pipeline has no ``retries`` block (a warning is logged): the tags
+    ``retries`` and ``retry_delay_seconds``.
     """
-    if retries is None:
-        raw = pipeline.tags.get(RETRIES_TAG)
-        retries = DEFAULT_RETRIES if raw is None else _int_tag(raw, RETRIES_TAG)
-    if not 0 <= retries <= _MAX_RETRIES:
+    spec = pipeline.retries
+    if spec is None:
+        spec = _retries_from_tags(pipeline)
+    if retries is not None:
+        if not 0 <= retries <= _MAX_RETRIES:
+            raise ConfigError(f"retries must be between 0 and {_MAX_RETRIES}", field="retries", value=retries)
+        spec = spec.model_copy(update={"max_retries": retries})
+    if spec.max_retries == 0:
+        return None
+    return RetryPolicy(
+        max_retries=spec.max_retries,
+        delay=spec.delay_seconds,
+        backoff=_BACKOFF[spec.backoff],
+        jitter=_JITTER[spec.jitter],
+    )
+
+
+_BACKOFF = {"none": None, "linear": Backoff.LINEAR, "exponential": Backoff.EXPONENTIAL}
+_JITTER = {"none": None, "full": Jitter.FULL, "plus_minus": Jitter.PLUS_MINUS}
+_warned: set[str] = set()
+
+
+def _retries_from_tags(pipeline: PipelineSpec) -> RetrySpec:
+    raw, raw_delay = pipeline.tags.get(RETRIES_TAG), pipeline.tags.get(RETRY_DELAY_TAG)
+    if raw is None and raw_delay is None:
+        return RetrySpec(max_retries=DEFAULT_RETRIES, delay_seconds=_DEFAULT_RETRY_DELAY)
+    if pipeline.name not in _warned:
+        _warned.add(pipeline.name)
+        log.warning(
+            "pipeline %r: the tags %r and %r are deprecated; write a `retries:` block instead "
+            "(max_retries, delay_seconds, backoff, jitter)",
+            pipeline.name,
+            RETRIES_TAG,
+            RETRY_DELAY_TAG,
+        )
+    retries = DEFAULT_RETRIES if raw is None else _int_tag(raw, RETRIES_TAG)
+    if retries > _MAX_RETRIES:
         raise ConfigError(
             f"retries must be between 0 and {_MAX_RETRIES}", field=f"tags.{RETRIES_TAG}", value=retries
         )
-    if retries == 0:
-        return None
-    raw_delay = pipeline.tags.get(RETRY_DELAY_TAG)
     delay = _DEFAULT_RETRY_DELAY if raw_delay is None else float(_int_tag(raw_delay, RETRY_DELAY_TAG))
-    return RetryPolicy(
-        max_retries=retries, delay=delay, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS
-    )
+    return RetrySpec(max_retries=retries, delay_seconds=delay)
 
 
 def _int_tag(raw: str, tag: str) -> int:
@@ -129,22 +165,59 @@ def sync_stream(
     """Run one stream through the engine (streamed, exactly once); raises on failure."""
     how = stream.mode.value + (", full refresh" if full_refresh else "")
     log.info(f"syncing stream {stream.name!r} into table {stream.table!r} ({how})")
+    # Governance first: may the owner read this stream and write its table, and with what
+    # obligations? A denial is fatal (StreamDenied) and names the policy.
+    gate = governance_gate()
+    grant = gate.check(pipeline, stream) if gate is not None else None
+    if grant is not None:
+        log.info(
+            f"stream {stream.name!r}: allowed by {', '.join(grant.metadata()['policy_allowed_by'])} "
+            f"(decisions {', '.join(grant.decision_ids)})"
+            + (f"; obligations {', '.join(map(str, grant.obligations))}" if grant.obligations else "")
+        )
     result = run_stream(
         pipeline,
         stream,
         extractor,
         loader,
         registry=registry,
+        extra_transformers=grant.transformers(registry, gate.salt()) if grant and gate else None,
         full_refresh=full_refresh,
         run_id=run_id,
         progress=_Progress(log),
     )
+    result.annotations.update(grant.metadata() if grant is not None else {"policy_enforcement": "off"})
     log.info(
         f"stream {stream.name!r}: {result.rows_read:,} rows read, {result.rows_written:,} written, "
         f"{result.rows_quarantined:,} quarantined in {result.seconds:.2f}s"
         + (" (pass-through)" if result.passthrough else "")
     )
     return result
+
+
+_GATES: dict[tuple[str, float, str | None], DataPlaneGate] = {}
+
+
+def governance_gate(settings: Settings | None = None) -> DataPlaneGate | None:
+    """The data-plane gate of ``OPENFUSE_POLICY_DIR`` (None when unset), rebuilt when a file in
+    the folder or the license changes. A broken folder fails the step (fail closed)."""
+    from openfuse_policy.dataplane import DataPlaneGate
+    from openfuse_policy.license import load_license, load_public_keys
+
+    settings = settings or Settings()
+    if settings.policy_dir is None:
+        return None
+    root = settings.policy_dir.expanduser().resolve()
+    stamp = max((f.stat().st_mtime for f in root.glob("*")), default=0.0) if root.is_dir() else -1.0
+    keys = load_public_keys(settings.license_public_keys) if settings.license_public_keys else None
+    license = load_license(keys=keys)
+    key = (str(root), stamp, license.license_id)
+    gate = _GATES.get(key)
+    if gate is None:
+        gate = DataPlaneGate.from_dir(root, license)
+        _GATES.clear()
+        _GATES[key] = gate
+    return gate
 
 
 def table_schema(schema: pa.Schema, primary_key: tuple[str, ...] = ()) -> TableSchema:
@@ -172,6 +245,7 @@ def materialization_metadata(
 ) -> dict[str, Any]:
     """Materialization metadata of one synced stream, from the engine's result."""
     meta: dict[str, Any] = {
+        "stream": MetadataValue.text(stream.name),
         "rows_read": MetadataValue.int(result.rows_read),
         "rows_written": MetadataValue.int(result.rows_written),
         "rows_quarantined": MetadataValue.int(result.rows_quarantined),
@@ -186,6 +260,10 @@ def materialization_metadata(
         "passthrough": MetadataValue.bool(result.passthrough),
         "openfuse_run_id": MetadataValue.text(run_id),
     }
+    for key, value in result.annotations.items():
+        meta[key] = (
+            MetadataValue.json(value) if isinstance(value, dict | list) else MetadataValue.text(str(value))
+        )
     if result.schema is not None:
         meta["dagster/column_schema"] = table_schema(result.schema, stream.primary_key)
     if destination_rows is not None:

@@ -7,13 +7,25 @@ with dagster-dlt's and dagster-sling's translators)::
         def get_asset_key(self, pipeline, stream):
             return AssetKey(["warehouse", stream.table])
 
-Default asset key: ``[destination connector, namespace, table]``, e.g.
-``postgres/analytics/orders``. The namespace is the destination's ``schema`` / ``schema_name``
-/ ``dataset`` setting (or the connector config model's default for it, e.g. ``public``); it is
-left out when the destination has none (``sqlite/orders``). Key parts are reduced to letters,
-digits and underscores, which Dagster needs for the op output names. The key names the
-*destination table*, so two pipelines loading the same table would claim the same asset:
-:func:`openfuse_dagster.build_definitions` reports the second one as broken.
+Default asset key: ``[workspace prefix, destination connector, namespace, table]``, e.g.
+``postgres/analytics/orders``, or ``ws_1a2b3c4d/postgres/analytics/orders`` for a pipeline of
+an API workspace:
+
+* the **workspace prefix** (:meth:`OpenFuseTranslator.get_key_prefix`) is ``ws_`` plus the first
+  8 hex digits of the pipeline's ``openfuse/workspace`` tag - the tag the API writes into every
+  pipeline it exports from its metadata DB (``api/pipeline_export.py``; the same 8 digits end
+  the job name). Two workspaces loading the same ``analytics.orders`` of their own warehouses
+  then get two assets. Pipeline files without the tag get no prefix;
+* the **namespace** is the destination's ``schema`` / ``schema_name`` / ``dataset`` setting (or
+  the connector config model's default for it, e.g. ``public``); it is left out when the
+  destination has none (``sqlite/orders``).
+
+Key parts are reduced to letters, digits and underscores, which Dagster needs for the op output
+names. The key names the *destination table*, so two pipelines loading the same table would
+claim the same asset: :func:`openfuse_dagster.build_definitions` reports the second one as
+broken. Override :meth:`~OpenFuseTranslator.get_key_prefix` (e.g. to return ``[]`` when every
+workspace writes into its own warehouse anyway, or a team name) or
+:meth:`~OpenFuseTranslator.get_asset_key` to change the scheme.
 """
 
 from __future__ import annotations
@@ -27,7 +39,10 @@ from dagster import AssetKey, AssetSpec, MetadataValue
 from openfuse_connectors.registry import Registry, get_registry
 from openfuse_connectors.spec import ConnectorRef, PipelineSpec, StreamSpec
 
-__all__ = ["OpenFuseTranslator", "build_openfuse_asset_specs", "destination_namespace"]
+__all__ = ["WORKSPACE_TAG", "OpenFuseTranslator", "build_openfuse_asset_specs", "destination_namespace"]
+
+#: The pipeline tag naming its API workspace (written by the API's pipeline export).
+WORKSPACE_TAG = "openfuse/workspace"
 
 _NAMESPACE_KEYS = ("schema", "schema_name", "dataset")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_]")
@@ -69,9 +84,21 @@ def destination_namespace(ref: ConnectorRef, registry: Registry | None = None) -
 class OpenFuseTranslator:
     """Maps (pipeline, stream) to the attributes of the stream's destination-table asset."""
 
+    def get_key_prefix(self, pipeline: PipelineSpec) -> Sequence[str]:
+        """Parts before the destination's: ``[ws_<8 hex digits>]`` for a workspace's pipeline."""
+        ws = pipeline.tags.get(WORKSPACE_TAG)
+        if not ws:
+            return []
+        return [f"ws_{ws.replace('-', '').lower()[:8]}"]
+
     def get_asset_key(self, pipeline: PipelineSpec, stream: StreamSpec) -> AssetKey:
         ns = destination_namespace(pipeline.destination)
-        parts = [pipeline.destination.connector, *([ns] if ns else []), stream.table]
+        parts = [
+            *self.get_key_prefix(pipeline),
+            pipeline.destination.connector,
+            *([ns] if ns else []),
+            stream.table,
+        ]
         return AssetKey([_part(p) for p in parts])
 
     def get_group_name(self, pipeline: PipelineSpec, stream: StreamSpec) -> str | None:

@@ -151,6 +151,10 @@ class Query:
         )
         return _to(t.AuditLogPageType, page)
 
+    @strawberry.field(**_op(pipeline_ops.pipeline_status))
+    async def pipeline_status(self, info: Ctx, id: uuid.UUID) -> t.PipelineStatusType | None:
+        return _to(t.PipelineStatusType, await call(info, pipeline_ops.pipeline_status, target=id))
+
     @strawberry.field(**_op(gov_ops.get_license))
     async def license(self, info: Ctx) -> t.License | None:
         return _to(t.License, await call(info, gov_ops.get_license))

@@ -39,6 +39,7 @@ from api.models.pipeline import (
     PipelineEndpoint,
     PipelinePage,
     PipelinePublic,
+    PipelineStatus,
     PipelineUpdate,
 )
 from api.models.policy import (
@@ -191,6 +192,12 @@ class PipelineEndpointType:
 @pydantic_type(model=PipelinePublic, all_fields=True, name="Pipeline")
 class Pipeline:
     tags: JSON
+    cdc: JSON | None
+
+
+@pydantic_type(model=PipelineStatus, all_fields=True, name="PipelineStatus")
+class PipelineStatusType:
+    slot: JSON | None
 
 
 @pydantic_type(model=PipelinePage, all_fields=True, name="PipelinePage")
@@ -343,6 +350,7 @@ class PipelineCreateInput:
     schedule: str | None = UNSET
     tags: JSON | None = UNSET
     batch_size: int | None = UNSET
+    cdc: JSON | None = UNSET
 
 
 @strawberry.input(
@@ -357,6 +365,7 @@ class PipelineUpdateInput:
     schedule: str | None = UNSET
     tags: JSON | None = UNSET
     batch_size: int | None = UNSET
+    cdc: JSON | None = UNSET
 
 
 @strawberry.input(description="The body of `POST /api/v1/pipelines/{id}/state`.")

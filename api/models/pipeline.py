@@ -20,6 +20,7 @@ from sqlmodel import Field, SQLModel
 
 from api.models.base import JSONType, UTCDateTime, utcnow
 from api.pagination import Page
+from openfuse_connectors.cdc.options import CdcOptions
 from openfuse_connectors.spec import SchemaDrift, StreamSpec
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "PipelineEndpoint",
     "PipelinePage",
     "PipelinePublic",
+    "PipelineStatus",
     "PipelineUpdate",
 ]
 
@@ -85,6 +87,9 @@ class PipelineCreate(BaseModel):
     schedule: str | None = PydanticField(default=None, max_length=100, description="Cron, e.g. `0 * * * *`.")
     tags: dict[str, str] = PydanticField(default_factory=dict)
     batch_size: int = PydanticField(default=100_000, ge=1, le=10_000_000)
+    cdc: CdcOptions | None = PydanticField(
+        default=None, description="Change data capture settings, for pipelines whose streams are `mode: cdc`."
+    )
 
 
 class PipelineUpdate(BaseModel):
@@ -100,6 +105,7 @@ class PipelineUpdate(BaseModel):
     schedule: str | None = PydanticField(default=None, max_length=100)
     tags: dict[str, str] | None = None
     batch_size: int | None = PydanticField(default=None, ge=1, le=10_000_000)
+    cdc: CdcOptions | None = None
 
 
 class PipelineEndpoint(BaseModel):
@@ -118,6 +124,7 @@ class PipelinePublic(BaseModel):
     schedule: str | None
     tags: dict[str, str]
     batch_size: int
+    cdc: CdcOptions | None = None
     owner_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
@@ -125,3 +132,16 @@ class PipelinePublic(BaseModel):
 
 class PipelinePage(Page[PipelinePublic]):
     pass
+
+
+class PipelineStatus(BaseModel):
+    """What a pipeline needs from its source now: for a CDC pipeline, its replication slot."""
+
+    pipeline_id: uuid.UUID
+    mode: str = PydanticField(description="`batch`, or `cdc` when its streams are change data capture.")
+    slot: dict[str, Any] | None = PydanticField(
+        default=None,
+        description="CDC only: `exists`, `active`, `lag_bytes` (WAL written since the confirmed position), "
+        "`retained_wal_bytes` (WAL the server keeps for the slot), `wal_status`, LSNs, the thresholds, "
+        "`ok` and a `message`.",
+    )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from api.auth.dependencies import Authorize, Guard
 from api.deps import SessionDep, StateDep
-from api.models.pipeline import PipelineCreate, PipelinePage, PipelinePublic, PipelineUpdate
+from api.models.pipeline import PipelineCreate, PipelinePage, PipelinePublic, PipelineStatus, PipelineUpdate
 from api.pagination import CursorParam, LimitParam
 from api.responses import model_response
 from api.services import pipelines as svc
@@ -55,6 +55,18 @@ def get_pipeline(
     session: SessionDep,
 ) -> Response:
     return model_response(svc.get_pipeline(Ctx(state, session, guard)))
+
+
+@router.get("/{pipeline_id}/status", response_model=PipelineStatus)
+def pipeline_status(
+    guard: Annotated[Guard, Authorize(svc.pipeline_status)],
+    pipeline_id: uuid.UUID,
+    state: StateDep,
+    session: SessionDep,
+) -> Response:
+    """What the pipeline holds on its source now. For a CDC pipeline: its replication slot's lag
+    and retained WAL, each against its threshold (`ok`, `message`), asked of the source live."""
+    return model_response(svc.pipeline_status(Ctx(state, session, guard)))
 
 
 @router.patch("/{pipeline_id}", response_model=PipelinePublic)

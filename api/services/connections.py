@@ -48,11 +48,13 @@ from openfuse_connectors.registry import Registry, plugin_boundary
 
 __all__ = [
     "check_connection",
+    "connector_problem",
     "create_connection",
     "delete_connection",
     "discover_connection",
     "get_connection",
     "list_connections",
+    "plaintext_config",
     "to_public",
     "update_connection",
 ]
@@ -188,14 +190,14 @@ def delete_connection(ctx: Ctx) -> None:
     ctx.session.commit()
 
 
-def _plaintext_config(
+def plaintext_config(
     row: Connection, registry: Registry, box: SecretBox
 ) -> tuple[Connector, ConnectorConfig]:
     conn = connector_for(registry, row.connector)
     return conn, validate_config(conn, unseal(row.config, box, row.id))
 
 
-def _connector_problem(e: OpenFuseError, connector: str, secrets: list[str]) -> Problem:
+def connector_problem(e: OpenFuseError, connector: str, secrets: list[str]) -> Problem:
     message = redact(str(e), secrets)
     if isinstance(e, ConfigError):
         return Problem(
@@ -224,7 +226,7 @@ def check_connection(ctx: Ctx, *, role: str | None = None) -> CheckResult:
     if role not in (None, "source", "destination"):
         raise Problem.invalid("role", "must be `source` or `destination`", value=role)
     row = ctx.guard.target_as(Connection)
-    conn, cfg = _plaintext_config(row, ctx.registry, ctx.box)
+    conn, cfg = plaintext_config(row, ctx.registry, ctx.box)
     role = role or ("source" if conn.extractor else "destination")
     cls = conn.extractor if role == "source" else conn.loader
     if cls is None:
@@ -241,7 +243,7 @@ def check_connection(ctx: Ctx, *, role: str | None = None) -> CheckResult:
             finally:
                 obj.close()
     except OpenFuseError as e:
-        raise _connector_problem(e, conn.name, secret_values(cfg)) from None
+        raise connector_problem(e, conn.name, secret_values(cfg)) from None
     seconds = round(time.perf_counter() - start, 3)
     ctx.guard.audit(ctx.session, detail={"name": row.name, "role": role})
     ctx.session.commit()
@@ -252,7 +254,7 @@ def check_connection(ctx: Ctx, *, role: str | None = None) -> CheckResult:
 def discover_connection(ctx: Ctx) -> DiscoverResult:
     """The streams the source offers: columns with Arrow and native types, keys, cursor candidates."""
     row = ctx.guard.target_as(Connection)
-    conn, cfg = _plaintext_config(row, ctx.registry, ctx.box)
+    conn, cfg = plaintext_config(row, ctx.registry, ctx.box)
     if conn.extractor is None:
         raise Problem.invalid(
             "connector",
@@ -268,7 +270,7 @@ def discover_connection(ctx: Ctx) -> DiscoverResult:
             finally:
                 extractor.close()
     except OpenFuseError as e:
-        raise _connector_problem(e, conn.name, secret_values(cfg)) from None
+        raise connector_problem(e, conn.name, secret_values(cfg)) from None
     ctx.guard.audit(ctx.session, detail={"name": row.name, "streams": len(streams)})
     ctx.session.commit()
     return DiscoverResult(

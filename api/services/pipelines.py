@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from api.connection_config import secret_values
 from api.errors import Problem
 from api.models.base import utcnow
 from api.models.connection import Connection
@@ -24,12 +25,16 @@ from api.models.pipeline import (
     PipelineCreate,
     PipelinePage,
     PipelinePublic,
+    PipelineStatus,
     PipelineUpdate,
 )
 from api.pagination import after_key, decode_cursor, encode_cursor
 from api.pipeline_config import build_spec, resolve_connection
 from api.pipeline_export import job_name
 from api.services.base import Ctx, check_limit, operation
+from api.services.connections import connector_problem, plaintext_config
+from openfuse_connectors.errors import OpenFuseError
+from openfuse_connectors.registry import plugin_boundary
 from openfuse_connectors.spec import SchemaDrift
 
 __all__ = [
@@ -37,6 +42,7 @@ __all__ = [
     "delete_pipeline",
     "get_pipeline",
     "list_pipelines",
+    "pipeline_status",
     "to_public",
     "update_pipeline",
 ]
@@ -63,6 +69,7 @@ def _public_doc(row: Pipeline, source: tuple[str, str], destination: tuple[str, 
         "schedule": row.schedule,
         "tags": row.tags,
         "batch_size": int(row.spec.get("batch_size", 100_000)),
+        "cdc": row.spec.get("cdc"),
         "owner_id": row.owner_id,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
@@ -211,6 +218,7 @@ def create_pipeline(ctx: Ctx, body: PipelineCreate) -> PipelinePublic:
         batch_size=body.batch_size,
         schedule=body.schedule,
         tags=body.tags,
+        cdc=body.cdc,
     )
     _name_taken(session, ctx.workspace_id, body.name)
     row = Pipeline(
@@ -234,6 +242,38 @@ def create_pipeline(ctx: Ctx, body: PipelineCreate) -> PipelinePublic:
 def get_pipeline(ctx: Ctx) -> PipelinePublic:
     """One pipeline."""
     return to_public(ctx.session, ctx.guard.target_as(Pipeline))
+
+
+@operation("pipeline:read")
+def pipeline_status(ctx: Ctx) -> PipelineStatus:
+    """What the pipeline holds on its source now: for a CDC pipeline, its replication slot's lag
+    and retained WAL against the thresholds (asked of the source, live)."""
+    from openfuse_connectors.cdc.config import CdcSettings
+    from openfuse_connectors.cdc.slot import slot_health
+    from openfuse_connectors.spec import SyncMode
+
+    row = ctx.guard.target_as(Pipeline)
+    public = to_public(ctx.session, row)
+    if not any(s.mode is SyncMode.CDC for s in public.streams):
+        return PipelineStatus(pipeline_id=row.id, mode="batch")
+    source = ctx.session.get(Connection, row.source_connection_id)
+    assert source is not None
+    conn, cfg = plaintext_config(source, ctx.registry, ctx.box)
+    ctx.session.commit()  # end the read transaction: the source may take a while
+    options = public.cdc.model_dump(exclude_defaults=True) if public.cdc is not None else {}
+    settings_fields = {k: v for k, v in options.items() if k in CdcSettings.model_fields}
+    try:
+        with plugin_boundary(conn.name, "slot status"):
+            settings = CdcSettings(
+                pipeline=job_name(row),
+                source=cfg,
+                tables=tuple(s.name for s in public.streams),
+                **settings_fields,
+            )
+            health = slot_health(settings)
+    except OpenFuseError as e:
+        raise connector_problem(e, conn.name, secret_values(cfg)) from None
+    return PipelineStatus(pipeline_id=row.id, mode="cdc", slot=health.to_dict())
 
 
 @operation("pipeline:update")
@@ -270,6 +310,7 @@ def update_pipeline(ctx: Ctx, body: PipelineUpdate) -> PipelinePublic:
         batch_size=body.batch_size or current.batch_size,
         schedule=schedule,
         tags=tags,
+        cdc=body.cdc if "cdc" in given else current.cdc,
     )
     if name != row.name:
         _name_taken(session, ctx.workspace_id, name, other_than=row.id)

@@ -40,3 +40,12 @@ class CdcOptions(BaseModel):
         default=None,
         description="A Kafka cluster to publish to as well (same settings as the kafka connector).",
     )
+    max_run_seconds: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="Dagster: one run of the pipeline's CDC job streams at most this long, commits and "
+        "ends; the pipeline's sensor starts the next. None: a run streams until it is terminated.",
+    )
+    sensor_interval_s: int = Field(
+        default=30, ge=1, description="Dagster: how often the CDC sensor checks that a run is in flight."
+    )

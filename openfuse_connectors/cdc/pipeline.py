@@ -1,8 +1,7 @@
 """A CDC pipeline from a pipeline file: its settings and its sinks.
 
-Until :class:`~openfuse_connectors.spec.PipelineSpec` has a ``cdc`` block and a ``cdc`` sync mode,
-:func:`parse_cdc_pipeline` takes the ``cdc:`` block out of the file (and ``mode: cdc`` out of the
-streams) before the rest is validated as usual::
+A CDC pipeline is an ordinary :class:`~openfuse_connectors.spec.PipelineSpec` whose streams all
+use ``mode: cdc``, with an optional ``cdc:`` block (:class:`CdcOptions`)::
 
     name: shop_cdc
     source:      {connector: postgres, config: {dsn: "postgresql://..."}}
@@ -10,15 +9,15 @@ streams) before the rest is validated as usual::
     cdc: {deletes: soft, kafka: {bootstrap_servers: [broker:9092]}, topic_prefix: shop}
     streams:
       - {name: public.orders, mode: cdc}
+
+:func:`load_cdc_pipeline` / :func:`parse_cdc_pipeline` validate it like any pipeline and also
+refuse one that is not CDC; :func:`build` gives the runner's settings and sinks.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
-
-import yaml
-from pydantic import ValidationError
 
 from openfuse_connectors.builtin.kafka.config import KafkaConfig
 from openfuse_connectors.builtin.postgres.config import PostgresConfig
@@ -29,46 +28,39 @@ from openfuse_connectors.cdc.postgres_sink import PostgresChangeSink
 from openfuse_connectors.cdc.sink import ChangeSink
 from openfuse_connectors.config import validate_config
 from openfuse_connectors.errors import ConfigError, PipelineSpecError
-from openfuse_connectors.spec import PipelineSpec, expand_env, parse_pipeline
+from openfuse_connectors.spec import PipelineSpec, load_pipeline, parse_pipeline
 
-__all__ = ["CdcOptions", "build", "load_cdc_pipeline", "parse_cdc_pipeline"]
+__all__ = ["CdcOptions", "build", "load_cdc_pipeline", "parse_cdc_pipeline", "require_cdc"]
+
+
+def require_cdc(spec: PipelineSpec, *, source: str = "<pipeline>") -> tuple[PipelineSpec, CdcOptions]:
+    """``(spec, its cdc options)``; refuses a pipeline whose streams are not ``mode: cdc``."""
+    if not spec.is_cdc:
+        raise PipelineSpecError(
+            f"pipeline {spec.name!r} is not a cdc pipeline: give its streams `mode: cdc` "
+            "(or run it with `openfuse run`)",
+            field="streams",
+            source=source,
+        )
+    return spec, spec.cdc_options
 
 
 def parse_cdc_pipeline(data: Any, *, source: str = "<pipeline>") -> tuple[PipelineSpec, CdcOptions]:
-    if not isinstance(data, dict):
-        raise PipelineSpecError(f"a pipeline must be a mapping, got {type(data).__name__}", source=source)
-    data = dict(data)
-    block = data.pop("cdc", None) or {}
-    streams = data.get("streams")
-    if isinstance(streams, list):
-        data["streams"] = [
-            {k: v for k, v in s.items() if not (k == "mode" and v == "cdc")} if isinstance(s, dict) else s
-            for s in streams
-        ]
-    spec = parse_pipeline(data, source=source)
-    try:
-        options = CdcOptions.model_validate(expand_env(block, where="cdc"))
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = "cdc." + ".".join(str(p) for p in err["loc"])
-        raise PipelineSpecError(err["msg"], field=loc, source=source) from None
-    return spec, options
+    """Validate a CDC pipeline mapping: ``(spec, spec.cdc_options)``."""
+    return require_cdc(parse_pipeline(data, source=source), source=source)
 
 
 def load_cdc_pipeline(path: str | Path) -> tuple[PipelineSpec, CdcOptions]:
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise PipelineSpecError(f"cannot read pipeline file: {e.strerror}", source=str(p)) from e
-    except yaml.YAMLError as e:
-        raise PipelineSpecError(f"invalid YAML: {e}", source=str(p)) from None
-    return parse_cdc_pipeline(data, source=str(p))
+    """Read and validate a CDC pipeline file: ``(spec, spec.cdc_options)``."""
+    return require_cdc(load_pipeline(path), source=str(path))
 
 
 def build(spec: PipelineSpec, options: CdcOptions | None = None) -> tuple[CdcSettings, list[ChangeSink]]:
-    """The runner's settings and sinks for a pipeline: its destination, plus Kafka when asked."""
-    options = options or CdcOptions()
+    """The runner's settings and sinks for a pipeline: its destination, plus Kafka when asked.
+
+    ``options`` default to the pipeline's own ``cdc:`` block.
+    """
+    options = options or spec.cdc_options
     settings = CdcSettings.from_pipeline(spec, **{k: getattr(options, k) for k in SETTINGS_FIELDS})
     prefix = options.topic_prefix or spec.name
     sinks: list[ChangeSink] = []

@@ -118,7 +118,9 @@ def test_a_pipeline_created_through_the_api_runs_on_dagster(
     assert final["rows_written"] == ORDERS + CUSTOMERS
     assert all(s["status"] == "success" and s["attempts"] == 1 for s in final["steps"])
     (mat,) = steps["public.orders"]["materializations"]
-    assert mat["asset_key"] == ["postgres", "analytics", "orders"]
+    # API pipelines' assets are namespaced by workspace, so two tenants' tables never collide.
+    ws = job.rpartition("__")[2]
+    assert mat["asset_key"] == [f"ws_{ws}", "postgres", "analytics", "orders"]
     assert mat["metadata"]["rows_read"] == ORDERS and mat["metadata"]["cursor_field"] == "updated_at"
 
     # The data is in the destination.

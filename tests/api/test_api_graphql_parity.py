@@ -196,6 +196,10 @@ def _cases(w: World) -> dict[str, tuple[CaseFn, frozenset[str]]]:
             nothing,
         ),
         "get_pipeline": (same(RestCall("GET", f"/api/v1/pipelines/{p}"), GqlCall({"id": p})), nothing),
+        "pipeline_status": (
+            same(RestCall("GET", f"/api/v1/pipelines/{p}/status"), GqlCall({"id": p})),
+            nothing,
+        ),
         "create_pipeline": (new_pipeline, new_ids),
         "update_pipeline": (
             on_fresh_pipeline(
@@ -316,6 +320,7 @@ CASES = (
     "record_state",
     "reset_state",
     "rollback_state",
+    "pipeline_status",
     "get_license",
     "get_features",
     "get_policies",

@@ -12,44 +12,12 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from cdc_support import Cluster, pg, start_cluster, stop_cluster
-
-
-@pytest.fixture(scope="session")
-def cdc_cluster() -> Iterator[Cluster]:
-    cluster = start_cluster()
-    try:
-        yield cluster
-    finally:
-        stop_cluster(cluster)
 
 
 @pytest.fixture
-def source_db(cdc_cluster: Cluster) -> Iterator[str]:
-    """A fresh database of the private cluster (wal_level=logical); its slots are dropped after."""
-    name = f"cdc_{uuid.uuid4().hex[:10]}"
-    pg(cdc_cluster.url(), f'CREATE DATABASE "{name}"')
-    try:
-        yield cdc_cluster.url(name)
-    finally:
-        admin = cdc_cluster.url()
-        pg(
-            admin,
-            "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
-            f"WHERE database = '{name}' AND active_pid IS NOT NULL",
-        )
-        import time
-
-        for _ in range(50):
-            try:
-                pg(
-                    admin,
-                    f"SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = '{name}'",
-                )
-                break
-            except Exception:  # the terminated walsender may still hold its slot for a moment
-                time.sleep(0.1)
-        pg(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def source_db(cdc_source_db: str) -> str:
+    """A fresh database of the private cluster (``tests/conftest.py``); its slots are dropped after."""
+    return cdc_source_db
 
 
 @pytest.fixture(scope="session")

@@ -38,3 +38,26 @@ class NumbersExtractor(Extractor):
             hi = min(self.config.count, n + batch_size - 1)
             yield pa.record_batch([pa.array(range(n, hi + 1), pa.int64())], names=["n"])
             n = hi + 1
+
+
+class HrDirectory:
+    """An example ``openfuse.policy`` attribute provider: principals from an "HR directory"."""
+
+    name = "hr"
+    PEOPLE = {"hr-ann": {"team": "people", "roles": ["viewer"], "region": "eu", "clearance": ["pii"]}}
+
+    def principal_attributes(self, principal: str) -> dict[str, object] | None:
+        return self.PEOPLE.get(principal)
+
+
+class ExamplePolicies:
+    """An example ``openfuse.policy`` policy store: Cedar text kept outside the governance folder."""
+
+    name = "example-store"
+
+    def policies(self) -> str:
+        return (
+            '@id("example-store.people-write")\n'
+            'permit (principal, action == Action::"dataset:write", resource is Dataset)\n'
+            'when { principal.team == "people" };\n'
+        )
