@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages OpenFuse's Python dependencies build against (mysqlclient needs the MariaDB/MySQL
-# client headers). Idempotent: installs only what is missing; needs root (or sudo) when it does.
+# client headers), and kcat, the outside Kafka client the CDC tests read topics with
+# (tests/cdc/test_cdc_kcat.py). Idempotent: installs only what is missing; needs root (or sudo) when it does.
 set -euo pipefail
 
 need=()
 pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null || need+=(default-libmysqlclient-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v kcat >/dev/null 2>&1 || need+=(kcat)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "installing Debian packages: ${need[*]}"

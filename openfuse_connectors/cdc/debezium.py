@@ -45,9 +45,16 @@ class DebeziumEncoder:
         self.tombstones = tombstones
 
     def topic(self, table: TableInfo) -> str:
-        # Debezium replaces characters Kafka does not allow in topic names with "_".
-        name = f"{self.topic_prefix}.{table.schema}.{table.name}"
-        return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name)
+        # Debezium replaces characters Kafka does not allow in topic names with "_". Cached per
+        # table (and prefix): it was ~12% of the runner's time on single-row transactions.
+        key = f"debezium_topic:{self.topic_prefix}"
+        got = table.extra.get(key)
+        if got is None:
+            name = f"{self.topic_prefix}.{table.schema}.{table.name}"
+            got = table.extra[key] = "".join(
+                ch if ch.isascii() and (ch.isalnum() or ch in "._-") else "_" for ch in name
+            )
+        return str(got)
 
     def _convs(self, table: TableInfo) -> tuple[Callable[[str], Any], ...]:
         convs = table.extra.get("debezium")
