@@ -81,6 +81,9 @@ FILE_PREFIX = "api_"
 SECRET_ENV_PREFIX = "OPENFUSE_SECRET_"
 PIPELINE_ID_TAG = "openfuse/pipeline_id"
 WORKSPACE_TAG = "openfuse/workspace"
+#: ``<pipelines dir>/_governance/<workspace id>/``: the workspace's custom policies in force and its
+#: principals, for the sync steps' data-plane decisions (``openfuse_dagster/governance.py``).
+GOVERNANCE_DIR = "_governance"
 PRINCIPAL_TAG = "openfuse/principal"
 SPEC_HASH_TAG = "openfuse/spec_hash"
 
@@ -196,6 +199,8 @@ def render(session: Session, pipeline: Pipeline) -> str:
     if pipeline.schedule:
         doc["schedule"] = pipeline.schedule
     doc["streams"] = list(pipeline.spec.get("streams", []))
+    if pipeline.owner_id is not None:
+        doc["owner"] = str(pipeline.owner_id)  # a principal of governance/principals.yaml
     if pipeline.spec.get("cdc"):
         doc["cdc"] = dict(pipeline.spec["cdc"])
     tags = {
@@ -291,6 +296,68 @@ class PipelineExporter:
         self._written[path.name] = time.time()
         return path, True
 
+    def _put(self, path: Path, text: str | None) -> bool:
+        """Write ``text`` to ``path`` atomically if it changed (None: remove it); whether it did."""
+        try:
+            if path.read_text(encoding="utf-8") == text:
+                return False
+        except OSError:
+            if text is None:
+                return False
+        if text is None:
+            path.unlink(missing_ok=True)
+            return True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".api_", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return True
+
+    def write_governance(self, session: Session, workspace_id: uuid.UUID) -> bool:
+        """Write the workspace's governance bundle (custom policies in force, principals) for the
+        sync steps; whether anything changed. Never holds a secret (attributes only)."""
+        from api.models.policy import PolicyVersion
+        from api.models.principal import Principal
+
+        text = session.exec(
+            select(PolicyVersion.text)
+            .where(PolicyVersion.workspace_id == workspace_id)
+            .order_by(col(PolicyVersion.version).desc())
+            .limit(1)
+        ).first()
+        principals = {
+            str(p.id): {
+                "name": p.name,
+                **{k: p.attributes[k] for k in ("team", "roles", "region", "clearance") if k in p.attributes},
+            }
+            for p in session.exec(select(Principal).where(Principal.workspace_id == workspace_id)).all()
+        }
+        folder = self.folder / GOVERNANCE_DIR / str(workspace_id)
+        header = f"# Written by the OpenFuse API for workspace {workspace_id}. Do not edit.\n"
+        changed = self._put(
+            folder / "principals.yaml",
+            header + yaml.safe_dump({"principals": principals}, sort_keys=True, allow_unicode=True),
+        )
+        changed |= self._put(
+            folder / "custom.cedar", (header.replace("#", "//") + text) if text and text.strip() else None
+        )
+        return changed
+
+    def governance_after_commit(self, session: Session, workspace_id: uuid.UUID) -> None:
+        """:meth:`write_governance` after a committed change; never raises."""
+        try:
+            self.write_governance(session, workspace_id)
+        except OSError as e:
+            log.warning(
+                "could not write the governance bundle of workspace %s (%s)", workspace_id, type(e).__name__
+            )
+
     def remove(self, job: str) -> bool:
         path = self.path(job)
         try:
@@ -312,6 +379,8 @@ class PipelineExporter:
                     written.append(job)
             except ExportError as e:
                 failed[job] = e.detail
+        for ws in session.exec(select(Pipeline.workspace_id).distinct()).all():
+            self.write_governance(session, ws)
         removed = []
         if self.folder.is_dir():
             for f in sorted(self.folder.glob(f"{FILE_PREFIX}*.yaml")):
@@ -402,6 +471,8 @@ class PipelineExporter:
                 changed |= self.remove(job)
             except OSError as e:
                 log.warning("could not remove the pipeline file of job %s (%s)", job, type(e).__name__)
+        for ws in {p.workspace_id for p in pipelines}:
+            self.governance_after_commit(session, ws)
         for p in pipelines:
             try:
                 changed |= self.write(session, p)[1]

@@ -89,6 +89,11 @@ class Settings(BaseSettings):
         "step asks whether the pipeline's owner may read the source and write the table, and applies "
         "the decision's obligations (mask/hash/drop). Unset: no data-plane enforcement.",
     )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="The API's metadata DB (the same OPENFUSE_DATABASE_URL): sync steps append their "
+        "policy decisions to its audit log. Default: $OPENFUSE_HOME/openfuse.db when it exists.",
+    )
     license_public_keys: Path | None = Field(
         default=None,
         description="JWKS file of trusted license keys (default: the keys shipped with OpenFuse); the "

@@ -35,8 +35,8 @@ from openfuse_connectors.extractor import Extractor
 from openfuse_connectors.loader import Loader
 from openfuse_connectors.registry import Registry
 from openfuse_connectors.spec import PipelineSpec, RetrySpec, StreamSpec
-from openfuse_dagster.settings import Settings
-from openfuse_policy.dataplane import DataPlaneGate
+from openfuse_dagster.governance import gate_for, record_decisions
+from openfuse_policy.dataplane import StreamDenied
 
 __all__ = [
     "DEFAULT_RETRIES",
@@ -44,7 +44,6 @@ __all__ = [
     "RETRY_DELAY_TAG",
     "SyncConfig",
     "fatal_is_final",
-    "governance_gate",
     "materialization_metadata",
     "pipeline_retry_policy",
     "stream_failure",
@@ -167,8 +166,15 @@ def sync_stream(
     log.info(f"syncing stream {stream.name!r} into table {stream.table!r} ({how})")
     # Governance first: may the owner read this stream and write its table, and with what
     # obligations? A denial is fatal (StreamDenied) and names the policy.
-    gate = governance_gate()
-    grant = gate.check(pipeline, stream) if gate is not None else None
+    gate = gate_for(pipeline)
+    grant = None
+    if gate is not None:
+        try:
+            grant = gate.check(pipeline, stream)
+        except StreamDenied as e:
+            record_decisions(pipeline, stream, [e.decision], run_id=run_id)
+            raise
+        record_decisions(pipeline, stream, [grant.read, grant.write], run_id=run_id)
     if grant is not None:
         log.info(
             f"stream {stream.name!r}: allowed by {', '.join(grant.metadata()['policy_allowed_by'])} "
@@ -193,31 +199,6 @@ def sync_stream(
         + (" (pass-through)" if result.passthrough else "")
     )
     return result
-
-
-_GATES: dict[tuple[str, float, str | None], DataPlaneGate] = {}
-
-
-def governance_gate(settings: Settings | None = None) -> DataPlaneGate | None:
-    """The data-plane gate of ``OPENFUSE_POLICY_DIR`` (None when unset), rebuilt when a file in
-    the folder or the license changes. A broken folder fails the step (fail closed)."""
-    from openfuse_policy.dataplane import DataPlaneGate
-    from openfuse_policy.license import load_license, load_public_keys
-
-    settings = settings or Settings()
-    if settings.policy_dir is None:
-        return None
-    root = settings.policy_dir.expanduser().resolve()
-    stamp = max((f.stat().st_mtime for f in root.glob("*")), default=0.0) if root.is_dir() else -1.0
-    keys = load_public_keys(settings.license_public_keys) if settings.license_public_keys else None
-    license = load_license(keys=keys)
-    key = (str(root), stamp, license.license_id)
-    gate = _GATES.get(key)
-    if gate is None:
-        gate = DataPlaneGate.from_dir(root, license)
-        _GATES.clear()
-        _GATES[key] = gate
-    return gate
 
 
 def table_schema(schema: pa.Schema, primary_key: tuple[str, ...] = ()) -> TableSchema:

@@ -219,7 +219,7 @@ class DataPlaneGate:
 
         from openfuse_policy.evaluator import Authorizer
         from openfuse_policy.policy import PolicySet
-        from openfuse_policy.tiers import effective_policies
+        from openfuse_policy.tiers import enforceable_policies
 
         root = Path(path)
         if not root.is_dir():
@@ -230,7 +230,7 @@ class DataPlaneGate:
         for name, store in extensions.policy_stores.items():
             more = PolicySet.parse(store.policies(), source=f"policy store {name!r}")
             custom = more if custom is None else custom + more
-        policies = effective_policies(license, custom)
+        policies = enforceable_policies(license, custom)
         principals_file = root / "principals.yaml"
         principals: Any = {}
         if principals_file.exists():

@@ -48,6 +48,7 @@ __all__ = [
     "FeatureDef",
     "community_policies",
     "effective_policies",
+    "enforceable_policies",
     "require_connector_feature",
     "require_feature",
 ]
@@ -158,6 +159,26 @@ def effective_policies(license: LicenseState | Iterable[str], custom: PolicySet 
             ]
         )
     return base + custom
+
+
+def enforceable_policies(license: LicenseState | Iterable[str], custom: PolicySet | None = None) -> PolicySet:
+    """The policies to enforce *now* for stored ``custom`` policies, whatever the license says.
+
+    Unlike :func:`effective_policies` (which refuses, for a write), this never raises for a
+    missing feature: without ``masking`` the policies carrying obligations are left out (they
+    cannot be enforced as written, and leaving a permit out only denies more); without ``abac``
+    only the custom *forbids* stay. A lapsed license can narrow access, never widen it.
+    """
+    feats, _ = _features(license)
+    base = community_policies(custom.schema if custom is not None else None)
+    if custom is None or len(custom) == 0:
+        return base
+    if MASKING not in feats:
+        custom = custom.filter(lambda p: not p.obligations)
+    if ABAC not in feats:
+        forbids = custom.filter(lambda p: p.effect == "forbid")
+        return base + forbids if len(forbids) else base
+    return effective_policies(license, custom) if len(custom) else base
 
 
 def require_connector_feature(connector: Any, license: LicenseState | Iterable[str]) -> None:

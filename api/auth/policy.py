@@ -156,21 +156,14 @@ class PolicyAuthorizer:
     def policies_for(self, workspace_id: uuid.UUID, version: int, features: frozenset[str]) -> PolicySet:
         """The policies in force for a workspace at ``version`` under a license granting ``features``."""
         from openfuse_policy import PolicySet, community_policies
-        from openfuse_policy.tiers import ABAC, MASKING, effective_policies
+        from openfuse_policy.tiers import enforceable_policies
 
         base = community_policies()
         text = self.store.load(workspace_id, version) if (self.store is not None and version > 0) else ""
         if not text.strip():
             return base
         custom = PolicySet.parse(text, source=f"workspace {workspace_id} policies v{version}")
-        if MASKING not in features:
-            # Obligations need `masking`; a permit carrying them cannot be enforced as written.
-            custom = custom.filter(lambda p: not p.obligations)
-        if ABAC not in features:
-            # Unlicensed (or lapsed): custom forbids stay in force, custom permits do not.
-            forbids = custom.filter(lambda p: p.effect == "forbid")
-            return base + forbids if len(forbids) else base
-        return effective_policies(features, custom) if len(custom) else base
+        return enforceable_policies(features, custom)
 
     def cedar(self, workspace_id: uuid.UUID, version: int) -> CedarAuthorizer:
         """The (cached) evaluator for a workspace's policies at ``version``."""

@@ -181,6 +181,7 @@ def update_policies(ctx: Ctx, body: PolicyUpdate) -> PolicyVersionPublic:
     )
     ctx.session.commit()  # two writers of one version: the unique key makes the second a 409
     ctx.session.refresh(row)
+    ctx.exporter.governance_after_commit(ctx.session, ctx.workspace_id)  # for the sync steps
     return _with_active(ctx, _public(row))
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 import psycopg
 from api_support import Api, TestClient, bearer, cli_key, make_settings, pg_database
+from pydantic import SecretStr
 from sqlmodel import Session
 
 from api.app import create_app
@@ -41,6 +42,7 @@ from api.pipeline_export import secret_environment
 
 __all__ = [
     "LOCATION",
+    "MASKING_SALT",
     "PASSWORD",
     "REPOSITORY",
     "STACK_ROWS",
@@ -265,6 +267,26 @@ class Stack:
             raise AssertionError(f"run {run_id} did not finish:\n{self.dagster.tail()}") from None
 
 
+MASKING_SALT = "stack-salt-for-tests"
+
+
+def _test_license(tmp: Path) -> dict[str, str]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from openfuse_policy import issue_license
+    from openfuse_policy.license import public_key_jwk
+
+    key = Ed25519PrivateKey.generate()
+    jwks = tmp / "license-keys.json"
+    jwks.write_text(json.dumps({"keys": [public_key_jwk(key.public_key(), "stack")]}))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    token = issue_license(pem, "stack", "Test stack", features=["abac", "masking", "audit_export"])
+    return {"OPENFUSE_LICENSE": token, "OPENFUSE_LICENSE_PUBLIC_KEYS": str(jwks)}
+
+
 def _dsn(url: str) -> str:
     return url.replace("postgresql://postgres@", f"postgresql://postgres:{PASSWORD}@", 1)
 
@@ -301,6 +323,15 @@ def build_stack(pg_server: str, tmp: Path) -> Iterator[Stack]:
             pipelines_dir=tmp / "pipelines",
             dagster_graphql_url=f"http://127.0.0.1:{port}/graphql",
         )
+        # An enterprise license from a key pair of the test's own (the private key never leaves
+        # it), so custom policies and masking obligations apply in the API and in the sync steps.
+        license_env = _test_license(tmp)
+        settings = settings.model_copy(
+            update={
+                "license": SecretStr(license_env["OPENFUSE_LICENSE"]),
+                "license_public_keys": Path(license_env["OPENFUSE_LICENSE_PUBLIC_KEYS"]),
+            }
+        )
         upgrade(settings.db_url)
         key_a = cli_key(settings, "acme", "ann", "team=data")
         key_b = cli_key(settings, "globex", "bob")
@@ -321,6 +352,8 @@ def build_stack(pg_server: str, tmp: Path) -> Iterator[Stack]:
             secrets = secret_environment(session, state.secret_box)
         assert len(secrets) == 2 and all(k.startswith("OPENFUSE_SECRET_") for k in secrets)
         hold = {"OPENFUSE_TEST_HOLD": str(tmp / "hold")}
-        dagster = start_webserver(tmp, settings.pipelines_dir, {**secrets, **hold}, port=port)
+        # The sync steps append their policy decisions to the metadata DB's audit log.
+        governance = {**license_env, "OPENFUSE_DATABASE_URL": meta, "OPENFUSE_MASKING_SALT": MASKING_SALT}
+        dagster = start_webserver(tmp, settings.pipelines_dir, {**secrets, **hold, **governance}, port=port)
         es.callback(dagster.stop)
         yield Stack(Api(client, settings), deny, dagster, key_a, key_b, source, destination, tmp, ids)

@@ -14,13 +14,15 @@ everywhere: responses, the exported files, Dagster's storage.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import psycopg
 import pytest
-from api_support import bearer, decided
-from dagster_stack import LOCATION, PASSWORD, REPOSITORY, STACK_ROWS, Stack, wait_for
+from api_support import bearer, cli_key, decided
+from dagster_stack import LOCATION, MASKING_SALT, PASSWORD, REPOSITORY, STACK_ROWS, Stack, wait_for
 from parity_support import RUN_OPERATIONS, GqlCall, Parity, RestCall
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -352,3 +354,57 @@ def test_a_pipeline_dagster_cannot_load_is_409_with_dagsters_reason(stack: Stack
     assert r.status_code == 409 and r.json()["type"].endswith("/pipeline-not-loaded"), r.text
     (reason,) = r.json()["reasons"]
     assert f"OPENFUSE_SECRET_{uuid.UUID(late).hex.upper()}_DSN" in reason and "pw-late" not in r.text
+
+
+def test_a_masking_obligation_stored_through_the_api_hashes_pii_in_the_destination(stack: Stack) -> None:
+    """Governance end to end: a policy stored through the API obliges hashing `pii` columns for the
+    data team without clearance; a run launched through the API for ann's pipeline lands the
+    column hashed, the same run for cleo (cleared for pii) lands it plain, and each sync step's
+    decision is in the materialization metadata and in the API's audit log under one id."""
+    c, h = stack.c, bearer(stack.key_a)
+    cleo = bearer(cli_key(stack.api.settings, "acme", "cleo", "team=data", "roles=editor", "clearance=pii"))
+    policy = (
+        '@id("data-team-sees-pii-hashed")\n@obligation("hash:pii")\n'
+        'permit (principal, action == Action::"dataset:read", resource is Dataset)\n'
+        'when { principal.team == "data" && !principal.clearance.contains("pii") && '
+        'resource.column_tags.contains("pii") };\n'
+    )
+    r = c.put("/api/v1/policies", headers=h, json={"text": policy, "comment": "pii hashed for the data team"})
+    assert r.status_code == 200 and r.json()["active"] is True, r.text
+
+    def launch(headers: dict[str, str], table: str) -> dict[str, Any]:
+        r = c.post("/api/v1/pipelines", headers=headers, json={
+            "name": f"customers_{table}", "source": {"connection": "src"}, "destination": {"connection": "warehouse"},
+            "streams": [{"name": "public.customers", "destination_table": table, "column_tags": {"name": ["pii"]}}],
+        })  # fmt: skip
+        assert r.status_code == 201, r.text
+        pid = r.json()["id"]
+        (path,) = stack.api.settings.pipelines_dir.glob(f"api_customers_{table}__*.yaml")
+        job = path.stem.removeprefix("api_")
+        wait_for(f"Dagster to load job {job}", lambda: job in stack.dagster.jobs(), 60)
+        run = c.post(f"/api/v1/pipelines/{pid}/runs", headers=headers, json={})
+        assert run.status_code == 201, run.text
+        final = stack.wait_run(run.json()["id"])
+        assert final["status"] == "success", final
+        (step,) = final["steps"]
+        (mat,) = step["materializations"]
+        return dict(mat["metadata"])
+
+    masked, plain = launch(h, "customers_masked"), launch(cleo, "customers_plain")
+    with psycopg.connect(stack.destination) as conn:
+        hashed = dict(conn.execute("SELECT id, name FROM analytics.customers_masked").fetchall())
+        clear = dict(conn.execute("SELECT id, name FROM analytics.customers_plain").fetchall())
+    assert clear == {i: f"c{i}" for i in range(1, CUSTOMERS + 1)}
+    assert hashed == {i: hashlib.sha256(f"{MASKING_SALT}c{i}".encode()).hexdigest() for i in clear}
+    assert masked["policy_columns"] == {"name": "hash"} and plain["policy_columns"] == {}
+    assert "data-team-sees-pii-hashed" in masked["policy_allowed_by"]
+    # The decisions of both steps are in the audit log, under the ids the metadata shows.
+    audit = c.get("/api/v1/audit", headers=h, params={"action": "dataset:read", "limit": 50}).json()["items"]
+    by_id = {e["detail"]["decision_id"]: e for e in audit}
+    entry = by_id[masked["policy_decision_read"]]
+    assert entry["outcome"] == "success" and entry["detail"]["obligations"] == ["hash:pii"]
+    assert entry["detail"]["stream"] == "public.customers" and entry["resource_type"] == "dataset"
+    assert by_id[plain["policy_decision_read"]]["detail"]["obligations"] == []
+    assert MASKING_SALT not in str(masked) + str(audit)
+    # Put the workspace back as the other tests expect it.
+    assert c.put("/api/v1/policies", headers=h, json={"text": ""}).status_code == 200

@@ -115,7 +115,13 @@ def test_exported_files_carry_references_not_secrets_and_follow_renames_and_dele
     assert "schema: wh2" in next(folder.glob("api_*.yaml")).read_text()
     (folder / "hand_written.yaml").write_text("name: mine\n")
     assert c.delete(f"/api/v1/pipelines/{p['id']}", headers=h).status_code == 204
-    assert sorted(f.name for f in folder.iterdir()) == ["hand_written.yaml"]
+    # The workspace's governance bundle (principals' attributes, custom policies) stays for the
+    # sync steps; it never holds a secret.
+    assert sorted(f.name for f in folder.iterdir()) == ["_governance", "hand_written.yaml"]
+    (bundle,) = (folder / "_governance").iterdir()
+    assert [f.name for f in bundle.iterdir()] == ["principals.yaml"]
+    assert "roles" in (bundle / "principals.yaml").read_text()
+    assert SECRET not in (bundle / "principals.yaml").read_text()
 
 
 def test_a_nested_secret_cannot_be_exported(api: Api) -> None:
@@ -216,7 +222,10 @@ def test_operator_commands_write_the_secret_env_file_and_reconcile_the_folder(
     assert result.exit_code == 0, result.output
     assert "1 written, 1 removed, 0 failed" in result.output
     assert "Dagster was not reloaded" in result.output  # no webserver in this test
-    assert sorted(f.name for f in folder.iterdir() if not f.name.startswith("api_kept__")) == ["mine.yaml"]
+    assert sorted(f.name for f in folder.iterdir() if not f.name.startswith("api_kept__")) == [
+        "_governance",
+        "mine.yaml",
+    ]
     assert len(list(folder.glob("api_kept__*.yaml"))) == 1
 
 
