@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -157,21 +157,35 @@ def owning_pipeline(session: Session, job: str, tags: Mapping[str, str]) -> Pipe
 
 
 def _config(pipeline: Pipeline, role: str, conn: Connection) -> dict[str, Any]:
-    """The stored config with each top-level secret replaced by its environment reference."""
-    out: dict[str, Any] = {}
-    for key, value in conn.config.items():
-        if isinstance(value, dict) and set(value) == {ENCRYPTED}:
-            out[key] = "${" + secret_env_name(conn.id, key) + "}"
-            continue
-        if ENCRYPTED in json.dumps(value):
-            raise ExportError(
-                pipeline.name,
-                f"connection {conn.name!r} has a secret inside setting {key!r}; only top-level secret "
-                "settings can be passed to Dagster (as environment variables)",
-                field=f"{role}.connection",
-            )
-        out[key] = value
+    """The stored config with each secret - at any depth, e.g. a REST source's ``auth.token`` -
+    replaced by its environment reference (named after its path: ``..._AUTH_TOKEN``)."""
+    del pipeline, role  # every stored secret can be referenced
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            if set(node) == {ENCRYPTED}:
+                return "${" + secret_env_name(conn.id, path) + "}"
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(node)]
+        return node
+
+    out = walk(conn.config, "")
+    assert isinstance(out, dict)
     return out
+
+
+def _secrets(node: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """``(path, ciphertext)`` of every secret in a stored config."""
+    if isinstance(node, dict):
+        if set(node) == {ENCRYPTED}:
+            yield path, node[ENCRYPTED]
+            return
+        for k, v in node.items():
+            yield from _secrets(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _secrets(v, f"{path}[{i}]")
 
 
 def render(session: Session, pipeline: Pipeline) -> str:
@@ -240,11 +254,8 @@ def secret_environment(
         stmt = stmt.where(Connection.workspace_id == workspace_id)
     env: dict[str, str] = {}
     for conn in session.exec(stmt).all():
-        for key, value in conn.config.items():
-            if isinstance(value, dict) and set(value) == {ENCRYPTED}:
-                env[secret_env_name(conn.id, key)] = box.decrypt(
-                    value[ENCRYPTED], context=f"connection:{conn.id}:{key}"
-                )
+        for path, sealed in _secrets(conn.config):
+            env[secret_env_name(conn.id, path)] = box.decrypt(sealed, context=f"connection:{conn.id}:{path}")
     return env
 
 

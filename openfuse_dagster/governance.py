@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from openfuse_connectors.spec import PipelineSpec, StreamSpec
 from openfuse_dagster.settings import Settings
@@ -60,7 +61,7 @@ AUDIT_LOG = sa.Table(
     sa.Column("resource_type", sa.String(50), nullable=False),
     sa.Column("resource_id", sa.String(100)),
     sa.Column("outcome", sa.String(20), nullable=False),
-    sa.Column("detail", sa.JSON().with_variant(sa.dialects.postgresql.JSONB(), "postgresql"), nullable=False),
+    sa.Column("detail", sa.JSON().with_variant(JSONB(), "postgresql"), nullable=False),
 )
 
 _GATES: dict[str, tuple[tuple[float, str | None], DataPlaneGate]] = {}

@@ -140,7 +140,15 @@ class OpenFuseConnectionResource(ConfigurableResource):
             )
         if conn.config_model is not None:
             expanded = expand_env(dict(ref.config), where=f"{role}.config")
-            validate_config(conn.config_model, expanded, connector=ref.connector, role=role)
+            validated = validate_config(conn.config_model, expanded, connector=ref.connector, role=role)
+            if not allow_literal_secrets:
+                for path in _literal_nested_secrets(validated, ref.config):
+                    raise ConfigError(
+                        f"{role} connector {ref.connector!r}: setting {path!r} is a secret written as a "
+                        "literal value; Dagster would store it. Write it as an environment reference, "
+                        f"e.g. `${{{ref.connector.upper()}_{path.replace('.', '_').upper()}}}`",
+                        field=f"{role}.config.{path}",
+                    )
         hidden = secret_fields(ref.connector, reg)
         config: dict[str, Any] = {}
         secrets: dict[str, str] = {}
@@ -161,6 +169,30 @@ class OpenFuseConnectionResource(ConfigurableResource):
                     field=f"{role}.config.{key}",
                 )
         return cls(connector=ref.connector, config=config, secrets=secrets)
+
+
+def _literal_nested_secrets(model: Any, raw: Any, path: str = "") -> list[str]:
+    """Paths of secrets *inside* settings (``auth.token``) written as literals in ``raw`` (the
+    config before ``${VAR}`` expansion). Top-level secrets are checked by the caller."""
+    from pydantic import BaseModel, SecretBytes, SecretStr
+
+    out: list[str] = []
+    if isinstance(model, BaseModel) and isinstance(raw, dict):
+        for name, field in type(model).model_fields.items():
+            key = field.alias if field.alias and field.alias in raw else name
+            if key not in raw:
+                continue
+            value, sub = getattr(model, name), raw[key]
+            where = f"{path}.{key}" if path else key
+            if path and isinstance(value, SecretStr | SecretBytes):
+                if isinstance(sub, str) and "${" not in sub:
+                    out.append(where)
+            else:
+                out += _literal_nested_secrets(value, sub, where)
+    elif isinstance(model, list | tuple) and isinstance(raw, list):
+        for i, (m, r) in enumerate(zip(model, raw, strict=False)):
+            out += _literal_nested_secrets(m, r, f"{path}[{i}]")
+    return out
 
 
 def openfuse_resources(

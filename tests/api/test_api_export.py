@@ -23,12 +23,11 @@ from api.migrate import upgrade
 from api.models.pipeline import Pipeline
 from api.models.run import RunCreate
 from api.pipeline_export import (
-    ExportError,
     job_name,
     owning_pipeline,
     parse_job_name,
-    render,
     secret_env_name,
+    secret_environment,
     step_key,
 )
 from api.services.runs import _request_hash
@@ -124,26 +123,39 @@ def test_exported_files_carry_references_not_secrets_and_follow_renames_and_dele
     assert SECRET not in (bundle / "principals.yaml").read_text()
 
 
-def test_a_nested_secret_cannot_be_exported(api: Api) -> None:
+def test_a_nested_secret_is_exported_as_a_reference_and_resolves(api: Api) -> None:
+    """A REST source's ``auth.token`` (a secret inside a setting) becomes ``${..._AUTH_TOKEN}`` in
+    the file, the secret environment holds its value, and the file then loads as the connector's
+    config with the token in place."""
     h = bearer(cli_key(api.settings, "acme", "ann"))
     rest = {
         "base_url": "https://api.example.com",
         "auth": {"type": "bearer", "token": SECRET},
         "resources": [{"name": "items", "path": "/items", "record_selector": "$.data[*]"}],
     }
-    _conn(api, h, "rest", "rest", rest)
+    cid = _conn(api, h, "rest", "rest", rest)
     _conn(api, h, "out", "sqlite", {"path": "/tmp/out.db"})
-    p = _pipeline(api, h, "from_rest", "rest", "out")  # created: the metadata is valid
-    assert list(api.settings.pipelines_dir.glob("api_*.yaml")) == []  # but not handed to Dagster
-    with Session(api.client.app.state.openfuse.engine) as session:  # type: ignore[attr-defined]
-        row = session.get(Pipeline, uuid.UUID(p["id"]))
-        assert row is not None
-        with pytest.raises(ExportError, match="secret inside setting 'auth'") as e:
-            render(session, row)
-    assert e.value.status == 422 and SECRET not in str(e.value)
-    # Launching says so (before asking Dagster anything).
-    r = api.client.post(f"/api/v1/pipelines/{p['id']}/runs", headers=h)
-    assert r.status_code == 422 and r.json()["type"].endswith("/pipeline-not-exportable"), r.text
+    _pipeline(api, h, "from_rest", "rest", "out")
+    (path,) = api.settings.pipelines_dir.glob("api_from_rest__*.yaml")
+    text = path.read_text()
+    ref = secret_env_name(uuid.UUID(cid), "auth.token")
+    assert ref.endswith("_AUTH_TOKEN") and f"${{{ref}}}" in text and SECRET not in text
+    state = api.client.app.state.openfuse  # type: ignore[attr-defined]
+    with Session(state.engine) as session:
+        env = secret_environment(session, state.secret_box)
+    assert env[ref] == SECRET
+    # What the code location does with the file: expand the references, validate the config.
+    import os
+    from unittest import mock
+
+    from openfuse_connectors.builtin.rest.config import RestConfig
+    from openfuse_connectors.config import validate_config
+    from openfuse_connectors.spec import load_pipeline
+
+    with mock.patch.dict(os.environ, env):
+        spec = load_pipeline(path)
+    cfg = validate_config(RestConfig, spec.source.config, connector="rest", role="source")
+    assert cfg.auth.token.get_secret_value() == SECRET  # type: ignore[union-attr]
 
 
 def test_which_pipeline_a_dagster_run_belongs_to(api: Api) -> None:

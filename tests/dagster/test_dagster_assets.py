@@ -247,3 +247,26 @@ def test_secret_settings_become_references_and_literals_are_refused(
             ConnectorRef(connector="postgres", config={"dsn": "${OF_TEST_DST}", "shema": "x"}), role="source"
         )
     assert ei.value.field == "source.config.shema"
+
+
+def test_a_secret_inside_a_setting_must_be_a_reference_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A REST source's ``auth.token``: a literal is refused naming the nested field (Dagster would
+    store it); a ``${VAR}`` reference is kept as the reference and resolved only in the run."""
+    base = {
+        "base_url": "https://api.example.com",
+        "resources": [{"name": "items", "path": "/items", "record_selector": "$.data[*]"}],
+    }
+    literal = ConnectorRef(
+        connector="rest", config={**base, "auth": {"type": "bearer", "token": "s3cr3t-literal"}}
+    )
+    with pytest.raises(ConfigError) as ei:
+        OpenFuseConnectionResource.from_connector_ref(literal, role="source")
+    assert ei.value.field == "source.config.auth.token" and "s3cr3t-literal" not in str(ei.value)
+
+    monkeypatch.setenv("OF_TEST_TOKEN", "s3cr3t-from-env")
+    ref = ConnectorRef(
+        connector="rest", config={**base, "auth": {"type": "bearer", "token": "${OF_TEST_TOKEN}"}}
+    )
+    res = OpenFuseConnectionResource.from_connector_ref(ref, role="source")
+    assert "s3cr3t-from-env" not in serialize_value(res.config)  # what Dagster would store
+    assert res.connector_config()["auth"]["token"] == "s3cr3t-from-env"
