@@ -15,9 +15,8 @@ with the pipeline, and asks the webserver to reload the code location
   connector's config, stored encrypted) is written as ``${OPENFUSE_SECRET_<CONNECTION ID HEX>_
   <FIELD>}`` (:func:`secret_env_name`), which the Dagster code location keeps as an ``EnvVar``.
   The Dagster processes get the values as environment variables (:func:`secret_environment`
-  computes them; ``openfuse admin secrets-env`` writes them to a 0600 env file). Only top-level
-  secret settings can be passed this way; a pipeline whose connection has a nested secret (e.g.
-  a REST source's ``auth.token``) cannot be exported (``422 pipeline-not-exportable``).
+  computes them; ``openfuse admin secrets-env`` writes them to a 0600 env file). A secret inside
+  a setting is named after its path (a REST source's ``auth.token``: ``..._AUTH_TOKEN``).
 * **Tags** ``openfuse/pipeline_id``, ``openfuse/workspace`` and ``openfuse/spec_hash`` are added
   to the pipeline's tags in the file; runs the API launches carry ``openfuse/pipeline_id``,
   ``openfuse/workspace`` and ``openfuse/principal``. A run belongs to the pipeline whose current
