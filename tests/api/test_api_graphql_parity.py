@@ -20,6 +20,8 @@ from typing import Any
 import pytest
 from api_support import Api, TestClient, bearer, cli_key, make_settings, pg_database
 from dagster_stack import DenyInWorkspace
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from parity_support import (
     RUN_OPERATIONS,
     CaseFn,
@@ -362,3 +364,25 @@ def test_same_data_and_same_authorization_outcome(world: World, op: str) -> None
         log = world.api.client.get("/api/v1/audit", params={"limit": 2}, headers=ha).json()["items"]
         assert [(x["action"], x["outcome"]) for x in log] == [(log[0]["action"], "success")] * 2, (op, log)
         assert log[0]["action"] == rest_operations(world.api.client.app)[op].authorize.action
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    op=st.sampled_from(CASES),
+    roles=st.sets(st.sampled_from(["viewer", "editor", "admin", "auditor"])),
+    team=st.sampled_from(["data", "finance"]),
+)
+def test_rest_and_graphql_give_the_same_decision_for_any_principal(
+    world: World, op: str, roles: set[str], team: str
+) -> None:
+    """Property: whatever the principal's attributes, an operation is allowed or denied the same
+    way over REST and GraphQL - same status, problem type and reasons, or the same data - under the
+    real policy engine (community roles)."""
+    name = world.fresh("p")
+    key = cli_key(world.api.settings, "acme", name, f"team={team}", "roles=" + ",".join(sorted(roles)))
+    parity = Parity(world.api.client)
+    make, ignore = _cases(world)[op]
+    rest_call, _ = make(world)
+    _, gql_call = make(world)
+    h = bearer(key)
+    parity.compare(op, parity.rest(rest_call, h), parity.gql(op, gql_call, h), ignore=ignore)
