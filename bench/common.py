@@ -390,6 +390,19 @@ def cpu_idle(window: float = 1.0) -> float:
     return (i1 - i0) / (t1 - t0) if t1 > t0 else 1.0
 
 
+def cpu_times() -> tuple[int, int]:
+    """(idle + iowait, total) jiffies of all CPUs so far; two of them give the busy share between."""
+    with open("/proc/stat") as f:
+        vals = [int(x) for x in f.readline().split()[1:]]
+    return vals[3] + vals[4], sum(vals[:8])
+
+
+def cpu_busy(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """Fraction of all CPUs' time spent busy between two :func:`cpu_times` snapshots."""
+    idle, total = after[0] - before[0], after[1] - before[1]
+    return 1.0 - idle / total if total > 0 else 0.0
+
+
 def wait_for_idle(min_idle: float, timeout: float, window: float = 1.0) -> tuple[float, float]:
     """Wait until the machine is at least `min_idle` idle over `window` s, at most `timeout` s.
 

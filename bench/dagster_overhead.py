@@ -61,6 +61,8 @@ from common import (
     SRC_DB,
     SRC_TABLE,
     checkpoint,
+    cpu_busy,
+    cpu_times,
     ensure_databases,
     ensure_source_table,
     fmt,
@@ -241,6 +243,8 @@ class Variant:
     times: list[float] = field(default_factory=list)
     runs: list[dict[str, Any]] = field(default_factory=list)
     error: str = ""
+    #: share of both CPUs busy during each run (everything on the machine: PostgreSQL included)
+    busy: list[float] = field(default_factory=list)
 
     @property
     def median(self) -> float | None:
@@ -275,7 +279,9 @@ def measure(
     if v.error:
         return
     reset()
+    before = cpu_times()
     m = run_measured(argv, log_dir / f"{v.name}.{run}.log", env=env, cwd=log_dir)
+    v.busy.append(cpu_busy(before, cpu_times()))
     if m.rc != 0:
         v.error = f"exit {m.rc}, see {m.log}"
         return
@@ -559,9 +565,13 @@ def main() -> int:
                 fmt(statistics.median(engine) if engine else None)
                 if big_one
                 else fmt(sum(engine) / len(v.runs) if engine else None),
+                fmt(100 * statistics.median(v.busy) if v.busy else None, ".0f") + " %",
             ]
         )
-    header = ["variant", "status", "median s", "min s", "max s", f"{TIMES} bare", "overhead s", "engine s"]
+    header = [
+        "variant", "status", "median s", "min s", "max s", f"{TIMES} bare", "overhead s", "engine s",
+        "CPU busy (2 cores)",
+    ]  # fmt: skip
     print_table(header, rows, "Dagster overhead")
 
     warm_bare = statistics.median(warm["bare"]) if warm else None
@@ -654,6 +664,8 @@ def main() -> int:
         "- engine s = the sync's own duration as the engine reports it (`openfuse run`'s summary, "
         "the Dagster runs' materialization metadata); "
         "for the 20-stream rows: the sum over the streams of one run",
+        "- CPU busy = the share of both CPUs busy during the run (the whole machine: PostgreSQL, Redis, "
+        "the workers, the run process); a run already near 100 % cannot get faster with a second worker",
         "",
         md_table(header, rows),
         "",
