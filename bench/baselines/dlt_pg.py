@@ -1,4 +1,4 @@
-"""dlt baseline for bench/pg_to_pg.py: copy one PostgreSQL table to another PostgreSQL.
+"""dlt baseline for bench/pg_to_pg.py and bench/mysql_to_pg.py: copy one SQL table into PostgreSQL.
 
 Runs inside bench/.venv-baselines (never the project's .venv):
 

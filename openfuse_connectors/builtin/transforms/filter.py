@@ -45,7 +45,37 @@ class Filter(Transformer):
         return schema
 
     def transform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        return batch.filter(self.expression)
+        mask = evaluate(self.expression, batch)
+        if not pa.types.is_boolean(mask.type):
+            return batch.filter(self.expression)  # raises Arrow's own error for a non-boolean filter
+        # Most filters keep every row of most batches (or none): then no column is copied.
+        # As with SQL's WHERE, a NULL in the mask drops the row.
+        kept = pc.sum(mask).as_py() or 0
+        if kept == batch.num_rows:
+            return batch
+        if kept == 0:
+            return batch.slice(0, 0)
+        return batch.filter(mask)
+
+
+def evaluate(expression: pc.Expression, batch: pa.RecordBatch) -> pa.Array:
+    """The boolean value of ``expression`` for each row of ``batch``.
+
+    Evaluated in a single-threaded Acero projection, so the caller can skip the copy when every row
+    is kept. ``RecordBatch.filter(expression)`` (a multi-threaded plan that always copies every
+    column) took 0.7 s CPU and ~80 MB more peak RSS for `qty >= 0` on the 1M-row table of
+    bench/transform_overhead.py; this and the shortcut take ~0.02 s.
+    """
+    import pyarrow.acero as acero  # imports pyarrow.dataset: only when a filter runs
+
+    plan = acero.Declaration.from_sequence(
+        [
+            acero.Declaration("table_source", acero.TableSourceNodeOptions(pa.Table.from_batches([batch]))),
+            acero.Declaration("project", acero.ProjectNodeOptions([expression], ["mask"])),
+        ]
+    )
+    mask = plan.to_table(use_threads=False).column(0)
+    return mask.combine_chunks() if mask.num_chunks != 1 else mask.chunk(0)
 
 
 _CMP = {

