@@ -1,8 +1,9 @@
 """Helpers of the CDC benchmarks (`cdc_throughput.py`, `cdc_latency.py`).
 
-- a private PostgreSQL cluster with ``wal_level = logical`` (initdb + pg_ctl from the installed
-  binaries, a temporary directory, a free loopback port; as the ``postgres`` system user when run
-  as root), adapted from ``tests/cdc/cdc_support.py`` so bench/ does not import from tests/;
+- a private PostgreSQL cluster with ``wal_level = logical``: the CDC tests' own
+  (``tests/cdc/cdc_support.py``: initdb + pg_ctl from the installed binaries, a temporary
+  directory, a free loopback port, as the ``postgres`` system user when run as root) with a
+  larger WAL and buffers;
 - librdkafka's mock Kafka cluster (no broker runs here): a producer created with
   ``test.mock.num.brokers`` serves the Kafka protocol over TCP on loopback to separate clients,
   topics are created on first produce; it lives as long as that producer;
@@ -15,115 +16,44 @@ with ``.venv/bin/python``.
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import os
-import shutil
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent / "tests" / "cdc"))
+import cdc_support as _cdc_support  # noqa: E402 - the tests' cluster helpers (bench may import tests)
+
+pg_bin = _cdc_support._bin
 CHILD = BENCH_DIR / "cdc_child.py"
 TABLE = "public.cdc_orders"
 SRC_DB = "cdc_src"
 DST_DB = "cdc_dst"
 DST_SCHEMA = "mirror"
 
-#: The private cluster's settings beyond initdb's defaults. fsync and full_page_writes are off:
-#: the benchmark measures the CDC pipeline, not this shared machine's disk (the commits still
-#: write WAL and wake the walsender as usual; synchronous_commit stays on).
-CLUSTER_CONF = {
-    "wal_level": "logical",
-    "max_wal_senders": "20",
-    "max_replication_slots": "20",
-    "max_connections": "60",
-    "fsync": "off",
-    "full_page_writes": "off",
-    "shared_buffers": "256MB",
-    "max_wal_size": "8GB",
-    "checkpoint_timeout": "30min",
-}
+#: on top of the tests' cluster settings (logical decoding, fsync and full_page_writes off - the
+#: benchmark measures the CDC pipeline, not this shared machine's disk; commits still write WAL and
+#: wake the walsender, synchronous_commit stays on): room for the 1M-transaction backlog.
+BENCH_CONF = {"shared_buffers": "256MB", "max_wal_size": "8GB", "checkpoint_timeout": "30min"}
+CLUSTER_CONF = {**_cdc_support.CLUSTER_CONF, **BENCH_CONF}
+Cluster = _cdc_support.Cluster
 
 
-def pg_bin(name: str) -> str:
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
-    if found:
-        return found[-1]
-    path = shutil.which(name)
-    if path is None:
-        sys.exit(f"PostgreSQL binary {name} not found (install postgresql)")
-    return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Cluster:
-    root: str
-    port: int
-    as_user: list[str]
-
-    @property
-    def data(self) -> str:
-        return os.path.join(self.root, "data")
-
-    def url(self, db: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
-
-    def ctl(self, *args: str) -> None:
-        subprocess.run(
-            [*self.as_user, pg_bin("pg_ctl"), "-D", self.data, *args],
-            check=True,
-            capture_output=True,
-            timeout=120,
-        )
-
-    def settings_note(self) -> str:
-        return ", ".join(f"{k} = {v}" for k, v in CLUSTER_CONF.items() if not k.startswith("max_"))
+def settings_note() -> str:
+    """The cluster settings that matter for the figures, for the results section."""
+    return ", ".join(f"{k} = {v}" for k, v in CLUSTER_CONF.items() if not k.startswith("max_"))
 
 
 def start_cluster() -> Cluster:
-    root = tempfile.mkdtemp(prefix="openfuse-bench-cdc-pg-")
-    as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(root, "postgres", "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    cluster = Cluster(root, _free_port(), as_user)
-    subprocess.run(
-        [*as_user, pg_bin("initdb"), "-D", cluster.data, "-A", "trust", "-U", "postgres", "-E", "UTF8",
-         "--locale=C", "--no-sync"],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )  # fmt: skip
-    conf = {
-        "listen_addresses": "'127.0.0.1'",
-        "port": str(cluster.port),
-        "unix_socket_directories": f"'{root}'",
-        **CLUSTER_CONF,
-    }
-    with open(os.path.join(cluster.data, "postgresql.conf"), "a", encoding="utf-8") as f:
-        f.write("".join(f"{k} = {v}\n" for k, v in conf.items()))
-    cluster.ctl("-l", os.path.join(root, "server.log"), "-w", "-t", "60", "start")
-    return cluster
+    """The CDC tests' private cluster (tests/cdc/cdc_support.py), with :data:`BENCH_CONF`."""
+    return _cdc_support.start_cluster(BENCH_CONF, prefix="openfuse-bench-cdc-pg-")
 
 
-def stop_cluster(cluster: Cluster) -> None:
-    try:
-        cluster.ctl("-m", "immediate", "-w", "stop")
-    finally:
-        shutil.rmtree(cluster.root, ignore_errors=True)
+stop_cluster = _cdc_support.stop_cluster
 
 
 def pg(url: str, *sql: str) -> None:

@@ -397,7 +397,7 @@ def main() -> int:
             f"- machine: {info['machine']}; load average (1/5/15 min) {load_start} at start, {load_end} at the "
             "end - the host was shared with other work during the run",
             f"- source: a private PostgreSQL {pg_version} cluster started by the script (initdb, 127.0.0.1, "
-            f"{cluster.settings_note()}); `{cc.TABLE}` ({args.table_rows:,} rows); the PostgreSQL destination "
+            f"{cc.settings_note()}); `{cc.TABLE}` ({args.table_rows:,} rows); the PostgreSQL destination "
             f"is a second database of the same cluster; Kafka: librdkafka's mock cluster (3 brokers, over TCP); "
             f"{cc.kafka_versions()}; OpenFuse: {cc.openfuse_version()}",
             f"- load: `pgbench -R {args.rate} -T {args.warmup + args.duration} -c 2` single-row UPDATE transactions "

@@ -316,7 +316,7 @@ def main() -> int:
             f"- machine: {info['machine']}; load average (1/5/15 min) {load_start} at start, {load_end} "
             "at the end - the host was shared with other work during the run",
             f"- source: a private PostgreSQL {pg_version} cluster started by the script (initdb, 127.0.0.1, "
-            f"{cluster.settings_note()}); `{cc.TABLE}` ({args.table_rows:,} rows, 5 columns, "
+            f"{cc.settings_note()}); `{cc.TABLE}` ({args.table_rows:,} rows, 5 columns, "
             "primary key `id`); the PostgreSQL destination is a second database of the same cluster",
             f"- Kafka: librdkafka's mock cluster (3 brokers, in the benchmark's process, over TCP), a fresh "
             f"one per round; {cc.kafka_versions()}; OpenFuse: {cc.openfuse_version()}",

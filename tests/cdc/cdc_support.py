@@ -55,12 +55,26 @@ class Cluster:
             [*self.as_user, _bin("pg_ctl"), "-D", self.data, *args],
             check=True,
             capture_output=True,
-            timeout=60,
+            timeout=120,
         )
 
 
-def start_cluster() -> Cluster:
-    root = tempfile.mkdtemp(prefix="openfuse-cdc-pg-")
+#: Settings of the private cluster: logical decoding; durability off (the tests and benchmarks
+#: measure CDC, not the shared disk; commits still write WAL and wake the walsender).
+CLUSTER_CONF = {
+    "wal_level": "logical",
+    "max_wal_senders": "20",
+    "max_replication_slots": "20",
+    "max_connections": "60",
+    "fsync": "off",
+    "full_page_writes": "off",
+    "shared_buffers": "64MB",
+}
+
+
+def start_cluster(extra: dict[str, str] | None = None, *, prefix: str = "openfuse-cdc-pg-") -> Cluster:
+    """initdb + start a cluster with :data:`CLUSTER_CONF` (and ``extra`` settings on top)."""
+    root = tempfile.mkdtemp(prefix=prefix)
     as_user: list[str] = []
     if os.geteuid() == 0:
         shutil.chown(root, "postgres", "postgres")
@@ -73,20 +87,15 @@ def start_cluster() -> Cluster:
         capture_output=True,
         timeout=120,
     )  # fmt: skip
-    conf = f"""
-listen_addresses = '127.0.0.1'
-port = {cluster.port}
-unix_socket_directories = '{root}'
-wal_level = logical
-max_wal_senders = 20
-max_replication_slots = 20
-max_connections = 60
-fsync = off
-full_page_writes = off
-shared_buffers = 64MB
-"""
+    conf = {
+        "listen_addresses": "'127.0.0.1'",
+        "port": str(cluster.port),
+        "unix_socket_directories": f"'{root}'",
+        **CLUSTER_CONF,
+        **(extra or {}),
+    }
     with open(os.path.join(cluster.data, "postgresql.conf"), "a", encoding="utf-8") as f:
-        f.write(conf)
+        f.write("".join(f"{k} = {v}\n" for k, v in conf.items()))
     cluster.ctl("-l", os.path.join(root, "server.log"), "-w", "-t", "60", "start")
     return cluster
 
