@@ -5,16 +5,24 @@ what an enforcement point needs around it:
 
 * **Slicing.** Cedar evaluates every policy in the set it is handed. At load, policies are indexed
   by action (``action == A``, ``action in [A, group]``, or unscoped) and by principal/resource
-  type; policies whose principal or resource scope names an entity (``principal == P``,
-  ``resource in Workspace::"w"``) are grouped by that entity. A request is evaluated against
-  only the policies whose scope can match it: the unpinned policies of its (action, principal
-  type, resource type) slice, plus each group pinned to its principal, its resource or one of
-  their ancestors. Each part is one Cedar policy set, parsed once; when a request needs several,
-  their answers are combined exactly as Cedar combines policies (any satisfied forbid denies,
-  with all satisfied forbids as reasons; otherwise any satisfied permit allows), so no policy set
-  is ever built per combination. A policy left out is one whose scope is false for the request,
-  and Cedar evaluates scope before conditions, so leaving it out changes neither the decision,
-  nor the determining policies, nor the errors (tests prove this on 100,000 requests).
+  type; policies whose scope names an entity (``principal == P``, ``resource in Workspace::"w"``)
+  are grouped by that entity (the principal scope's, else the resource scope's), so the policies
+  of one workspace, ``principal in W`` or ``resource in W``, form one group. A request is
+  evaluated against only the policies whose scope can match it: the unpinned policies of its
+  (action, principal type, resource type) slice, plus each group pinned to its principal, its
+  resource or one of their ancestors in which some policy's scope matches. Each part is one Cedar
+  policy set, parsed once (:meth:`Authorizer.warm` parses them all up front); when a request
+  needs several, their answers are combined exactly as Cedar combines policies (any satisfied
+  forbid denies, with all satisfied forbids as reasons; otherwise any satisfied permit allows),
+  so no policy set is ever built per combination. A policy left out is one whose scope is false
+  for the request, and Cedar evaluates scope before conditions, so leaving it out changes
+  neither the decision, nor the determining policies, nor the errors (tests prove this on
+  100,000 requests).
+* **Context per part.** Parsing the request context is most of what a Cedar call costs (its
+  extension values above all), and it is paid again for every part. Each part is therefore sent
+  only the context attributes its policies read (``context.x``, ``context has x``; all of them
+  if a policy uses ``context`` otherwise), and none when they read none: a policy cannot see an
+  attribute it does not name, so its outcome and errors are the same.
 * **Obligations** from the determining permits' ``@obligation`` annotations.
 * **Batching.** :meth:`Authorizer.decide_batch` sends all requests of one slice to Cedar in one call.
 * **Explain.** :meth:`Authorizer.explain` says what decided and what was considered.
@@ -25,10 +33,11 @@ decision to a :class:`~openfuse_policy.decision_log.DecisionSink` afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +57,17 @@ EntitiesArg = EntityStore | Iterable[Entity] | None
 
 
 class _Part:
-    """Some policies, and their Cedar handle (parsed on first use)."""
+    """Some policies, their Cedar handle (parsed on first use), and the context attributes they
+    read (``None``: the whole context)."""
 
-    __slots__ = ("_handle", "ids", "policies")
+    __slots__ = ("_handle", "context", "ids", "policies", "scopes")
 
-    def __init__(self, policies: Iterable[Policy]):
+    def __init__(self, policies: Iterable[Policy], context: frozenset[str] | None = frozenset()):
         self.policies = tuple(policies)
         self.ids = tuple(p.id for p in self.policies)
+        self.context = context
+        # The distinct (principal, resource) scopes: what slicing tests (fewer than the policies).
+        self.scopes = tuple(dict.fromkeys((p.principal, p.resource) for p in self.policies))
         self._handle: cedarpy.PolicySet | None = None
 
     def handle(self, lock: threading.Lock) -> cedarpy.PolicySet:
@@ -72,19 +85,19 @@ class _TypeSlice:
 
     ``unpinned`` hold for any principal and resource of those types; the others are grouped by the
     entity their principal scope (or else resource scope) names, and apply only when that entity
-    is the request's principal (resource) or one of its ancestors.
+    is the request's principal, its resource, or an ancestor of either, and the scopes match.
     """
 
     unpinned: _Part
-    by_principal: dict[EntityRef, _Part]
-    by_resource: dict[EntityRef, _Part]
+    pinned: dict[EntityRef, _Part]
 
 
 @dataclass
 class _Prepared:
     index: int
     request: Request
-    cedar: dict[str, Any]
+    cedar: dict[str, Any]  # principal, action, resource (no context: that depends on the part)
+    context: dict[str, str]  # attribute -> its Cedar JSON text
     parts: list[_Part] = field(default_factory=list)
     results: list[Any] = field(default_factory=list)
 
@@ -192,11 +205,20 @@ class Authorizer:
         self._slicing = slicing
         self._position = {p.id: i for i, p in enumerate(policies)}
         self._lock = threading.Lock()
-        self._all = _Part(policies)
+        self._context_names = frozenset(a.name for a in self._schema.context)
+        self._reads: dict[str, frozenset[str] | None] = {}
+        self._parts: dict[tuple[str, ...], _Part] = {}
+        self._all = _Part(policies, None)  # unsliced: every policy, the whole context
         self._empty = _Part(())
         self._empty_store = EntityStore(schema=self._schema)
         self._type_slices: dict[tuple[str, str, str], _TypeSlice] = {}
-        self._contexts: dict[Context, str] = {}
+        self._contexts: dict[Context, dict[str, str]] = {}
+        self._fragments: dict[tuple[str, type, Any], str] = {}
+        self._names: dict[EntityRef, str] = {}
+        self._conforming: set[str] = set()
+        import cedarpy
+
+        self._allow = cedarpy.Decision.Allow
         self._by_action = {
             a: tuple(p for p in policies if self._action_applies(p, a)) for a in self._schema.action_names
         }
@@ -243,17 +265,19 @@ class Authorizer:
         )
 
     def warm(self) -> Authorizer:
-        """Index and parse every (action, principal type, resource type) slice now rather than on
-        first use, so no request pays for it (call at startup with large policy sets)."""
+        """Index every (action, principal type, resource type) slice and parse each of its parts
+        now rather than on first use, so no request pays for it (call at startup; with 10,000
+        policies this takes a few seconds)."""
         if not self._slicing:
             self._all.handle(self._lock)
             return self
         for action in self._schema.actions:
             for ptype in action.principal_types:
                 for rtype in action.resource_types:
-                    ts = self._type_slice(action.name, ptype, rtype)
-                    if ts.unpinned.ids:
-                        ts.unpinned.handle(self._lock)
+                    self._type_slice(action.name, ptype, rtype)
+        for part in list(self._parts.values()):
+            if part.ids:
+                part.handle(self._lock)
         return self
 
     def slice_ids(self, request: Request, entities: EntitiesArg = None) -> tuple[str, ...]:
@@ -288,11 +312,7 @@ class Authorizer:
 
         for pool, members in groups:
             try:
-                handle = (
-                    store.handle
-                    if not pool
-                    else parse_entities(self._schema, pool.values(), base=store.handle)
-                )
+                handle = store.handle if not pool else self._with_carried(store, pool)
             except RequestError as e:
                 for prep in members:
                     out[prep.index] = (self._refused(prep.request, str(e)), prep)
@@ -308,6 +328,38 @@ class Authorizer:
             for prep, decision_id in zip(members, _uuid4s(len(members)), strict=True):
                 out[prep.index] = (self._decision(prep, decision_id), prep)
         return out  # type: ignore[return-value]
+
+    def _with_carried(self, store: EntityStore, pool: dict[EntityRef, Entity]) -> cedarpy.Entities:
+        """The store's Cedar entities plus those the requests carry.
+
+        Cedar's check of entities against the schema costs about as much as parsing them; an
+        entity that ``schema.entity()`` rebuilds identically from its own attributes has passed
+        the same model checks already, so when every carried entity does, Cedar is spared the
+        check. Anything else goes through Cedar's check as before (same errors).
+        """
+        entities = pool.values()
+        if store.schema.fingerprint == self._schema.fingerprint and all(map(self._conforms, entities)):
+            doc = json.dumps([dict(e.cedar) for e in entities])
+            try:
+                return store.handle.with_added_json_str(doc)
+            except ValueError:
+                pass  # let the checked path below say what is wrong
+        return parse_entities(self._schema, entities, base=store.handle)
+
+    def _conforms(self, e: Entity) -> bool:
+        key = e.json_key
+        if key in self._conforming:
+            return True
+        try:
+            ok = self._schema.entity(e.uid.type, e.uid.id, **e.attrs).json_key == key
+        except (RequestError, TypeError):
+            ok = False
+        if ok:
+            with self._lock:
+                if len(self._conforming) >= 4096:
+                    self._conforming.clear()
+                self._conforming.add(key)
+        return ok
 
     def _store(self, entities: EntitiesArg) -> EntityStore:
         if entities is None:
@@ -331,20 +383,47 @@ class Authorizer:
                 field="resource",
                 value=str(r),
             )
-        ctx = self._contexts.get(req.context)
-        if ctx is None:
-            ctx = json.dumps(self._schema.encode_context(req.context.as_attrs()))
-            with self._lock:
-                if len(self._contexts) >= 4096:
-                    self._contexts.clear()
-                self._contexts[req.context] = ctx
         cedar = {
-            "principal": p.to_cedar(),
+            "principal": {"type": p.type, "id": p.id},
             "action": {"type": "Action", "id": req.action},
-            "resource": r.to_cedar(),
-            "context": ctx,
+            "resource": {"type": r.type, "id": r.id},
         }
-        return _Prepared(index, req, cedar)
+        return _Prepared(index, req, cedar, self._context(req.context))
+
+    def _context(self, ctx: Context) -> dict[str, str]:
+        """The context checked against the model, as attribute -> Cedar JSON text (absent ones left
+        out). Encoded per attribute value and cached, since ``now`` alone differs between requests."""
+        got = self._contexts.get(ctx)
+        if got is not None:
+            return got
+        values = ctx.as_attrs()
+        if not self._context_names.issuperset(values):
+            self._schema.encode_context(values)  # raises: unknown attribute
+        out: dict[str, str] = {}
+        fragments = self._fragments
+        for a in self._schema.context:
+            v = values.get(a.name)
+            if v is None:
+                if a.required:
+                    self._schema.encode_context(values)  # raises: required attribute missing
+                continue
+            key = (a.name, type(v), v)  # the type too: True == 1, and only one may be valid
+            try:
+                text = fragments.get(key)
+            except TypeError:  # an unhashable value: encode it every time
+                key, text = None, None  # type: ignore[assignment]
+            if text is None:
+                text = json.dumps(a.type.encode(v, f"context.{a.name}"))
+                if key is not None:
+                    if len(fragments) >= 4096:
+                        fragments.clear()
+                    fragments[key] = text
+            out[a.name] = text
+        with self._lock:
+            if len(self._contexts) >= 4096:
+                self._contexts.clear()
+            self._contexts[ctx] = out
+        return out
 
     @staticmethod
     def _carried(req: Request, store: EntityStore) -> list[Entity]:
@@ -410,24 +489,36 @@ class Authorizer:
         if ts is not None:
             return ts
         unpinned: list[Policy] = []
-        by_p: dict[EntityRef, list[Policy]] = {}
-        by_r: dict[EntityRef, list[Policy]] = {}
+        pinned: dict[EntityRef, list[Policy]] = {}
         for p in self._by_action.get(action, ()):
             if not (self._type_ok(p.principal, ptype) and self._type_ok(p.resource, rtype)):
                 continue
-            if p.principal.entity is not None:
-                by_p.setdefault(p.principal.entity, []).append(p)
-            elif p.resource.entity is not None:
-                by_r.setdefault(p.resource.entity, []).append(p)
+            pin = p.principal.entity or p.resource.entity
+            if pin is not None:
+                pinned.setdefault(pin, []).append(p)
             else:
                 unpinned.append(p)
-        ts = _TypeSlice(
-            _Part(unpinned),
-            {k: _Part(v) for k, v in by_p.items()},
-            {k: _Part(v) for k, v in by_r.items()},
-        )
         with self._lock:
+            ts = _TypeSlice(self._part(unpinned), {k: self._part(v) for k, v in pinned.items()})
             return self._type_slices.setdefault(key, ts)
+
+    def _part(self, policies: Sequence[Policy]) -> _Part:
+        """The part holding exactly these policies: shared between slices, so parsed once."""
+        ids = tuple(p.id for p in policies)
+        part = self._parts.get(ids)
+        if part is None:
+            reads: set[str] = set()
+            whole = False
+            for p in policies:
+                if p.id not in self._reads:
+                    self._reads[p.id] = context_reads(p)
+                r = self._reads[p.id]
+                if r is None:
+                    whole = True
+                else:
+                    reads |= r
+            part = self._parts[ids] = _Part(policies, None if whole else frozenset(reads))
+        return part
 
     def _assign_slice(self, prep: _Prepared, ancestors: Callable[[EntityRef], frozenset[EntityRef]]) -> None:
         """The parts a request is evaluated against: its type slice's unpinned policies, plus each
@@ -439,18 +530,17 @@ class Authorizer:
         p, r = req.principal_uid, req.resource_uid
         ts = self._type_slice(req.action, p.type, r.type)
         parts = [ts.unpinned] if ts.unpinned.ids else []
-        if ts.by_principal or ts.by_resource:
+        pinned = ts.pinned
+        if pinned:
             p_anc, r_anc = ancestors(p), ancestors(r)
             hit = self._hit
-            for u in (p, *p_anc):
-                group = ts.by_principal.get(u)
-                if group and any(
-                    hit(x.principal, p, p_anc) and hit(x.resource, r, r_anc) for x in group.policies
-                ):
-                    parts.append(group)
-            for u in (r, *r_anc):
-                group = ts.by_resource.get(u)
-                if group and any(hit(x.resource, r, r_anc) for x in group.policies):
+            seen: set[EntityRef] = set()
+            for u in (p, *p_anc, r, *r_anc):
+                group = pinned.get(u)
+                if group is None or u in seen:
+                    continue
+                seen.add(u)
+                if any(hit(ps, p, p_anc) and hit(rs, r, r_anc) for ps, rs in group.scopes):
                     parts.append(group)
         # No applicable policy still goes through Cedar (with none), so the outcome is Cedar's.
         prep.parts = parts or [self._empty]
@@ -464,7 +554,18 @@ class Authorizer:
         # context encoded from the typed context attributes), the entities when their handle was
         # built, the policies when they were loaded. Cedar's per-request schema check would only
         # repeat that, at a cost comparable to the evaluation itself.
-        results = cedarpy.is_authorized_batch([b.cedar for b in bucket], part.handle(self._lock), entities)
+        requests = []
+        reads = part.context
+        for b in bucket:
+            ctx = b.context
+            names = ctx.keys() if reads is None else [n for n in reads if n in ctx]
+            if names:
+                requests.append(
+                    {**b.cedar, "context": "{" + ", ".join(f'"{n}": {ctx[n]}' for n in names) + "}"}
+                )
+            else:
+                requests.append(b.cedar)
+        results = cedarpy.is_authorized_batch(requests, part.handle(self._lock), entities)
         for prep, res in zip(bucket, results, strict=True):
             prep.results.append(res)
 
@@ -475,15 +576,14 @@ class Authorizer:
         permits. Over the union of the parts: any satisfied forbid denies, with all satisfied
         forbids as reasons; else any satisfied permit allows, with all satisfied permits.
         """
-        import cedarpy
-
+        allow = self._allow
         forbids: list[str] = []
         permits: list[str] = []
         errors: list[str] = []
         for res in prep.results:
             diag = res.diagnostics
             errors.extend(diag.errors)
-            (permits if res.decision == cedarpy.Decision.Allow else forbids).extend(diag.reasons)
+            (permits if res.decision is allow else forbids).extend(diag.reasons)
         allowed = not forbids and bool(permits)
         determining = (
             tuple(sorted(forbids or permits, key=self._position.__getitem__)) if forbids or allowed else ()
@@ -497,15 +597,25 @@ class Authorizer:
         return Decision(
             allowed=allowed,
             determining=determining,
-            errors=tuple(sorted(errors)),
+            errors=tuple(sorted(errors)) if errors else (),
             obligations=obligations,
-            principal=str(req.principal_uid),
+            principal=self._name(req.principal_uid),
             action=req.action,
-            resource=str(req.resource_uid),
+            resource=self._name(req.resource_uid),
             policy_version=self._policies.version,
             considered=prep.considered,
             decision_id=decision_id,
         )
+
+    def _name(self, uid: EntityRef) -> str:
+        """``str(uid)``, cached (it is asked twice per decision)."""
+        name = self._names.get(uid)
+        if name is None:
+            name = str(uid)
+            if len(self._names) >= 65536:
+                self._names.clear()
+            self._names[uid] = name
+        return name
 
     def _refused(self, req: Request, error: str) -> Decision:
         return Decision(
@@ -548,3 +658,30 @@ def _readable(ctx: Context) -> dict[str, Any]:
 
 def _uid_or(x: Any) -> Any:
     return x.uid if isinstance(x, Entity) else x
+
+
+def context_reads(policy: Policy) -> frozenset[str] | None:
+    """The context attributes a policy reads (``context.x``, ``context has x``, ``context["x"]``);
+    ``None`` when it uses ``context`` some other way (or its tree is unknown): then it gets it all."""
+    from cedarpy import pst
+
+    if policy.node is None:
+        return None
+    found: set[str] = set()
+    stack: list[Any] = [policy.node.clauses]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, pst.GetAttr) and isinstance(v.base, pst.Var) and v.base.name == "context":
+            found.add(v.attr)
+        elif isinstance(v, pst.HasAttr) and isinstance(v.base, pst.Var) and v.base.name == "context":
+            found.add(v.attrs[0])
+        elif isinstance(v, pst.Var):
+            if v.name == "context":
+                return None
+        elif isinstance(v, tuple):
+            stack.extend(v)
+        elif isinstance(v, Mapping):
+            stack.extend(v.values())
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            stack.extend(getattr(v, f.name) for f in dataclasses.fields(v))
+    return frozenset(found)

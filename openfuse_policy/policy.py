@@ -255,6 +255,16 @@ def split_policies(text: str) -> list[_Chunk]:
     chunks: list[_Chunk] = []
     i, n = 0, len(text)
     start: int | None = None
+    # Line numbers are counted from the previous chunk's start (counting from the top for every
+    # chunk made parsing 10,000 policies take seconds).
+    line, counted = 1, 0
+
+    def line_of(pos: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, pos)
+        counted = pos
+        return line
+
     while i < n:
         c = text[i]
         if c == "/" and text.startswith("//", i):
@@ -273,11 +283,11 @@ def split_policies(text: str) -> list[_Chunk]:
             i += 1
             continue
         if c == ";":
-            chunks.append(_Chunk(text[start : i + 1], text.count("\n", 0, start) + 1, start))
+            chunks.append(_Chunk(text[start : i + 1], line_of(start), start))
             start = None
         i += 1
     if start is not None and text[start:].strip():
-        chunks.append(_Chunk(text[start:].rstrip(), text.count("\n", 0, start) + 1, start))
+        chunks.append(_Chunk(text[start:].rstrip(), line_of(start), start))
     return chunks
 
 
