@@ -175,7 +175,8 @@ class PolicyAuthorizer:
             if got is not None:
                 self._cache.move_to_end(key)
                 return got
-        built = CedarAuthorizer(self.policies_for(workspace_id, version, key.features))
+        # Parse and index every slice now, once per policy version, so no request pays for it.
+        built = CedarAuthorizer(self.policies_for(workspace_id, version, key.features)).warm()
         with self._lock:
             self._cache[key] = built
             while len(self._cache) > self._cache_size:
