@@ -155,6 +155,12 @@ class Query:
     async def pipeline_status(self, info: Ctx, id: uuid.UUID) -> t.PipelineStatusType | None:
         return _to(t.PipelineStatusType, await call(info, pipeline_ops.pipeline_status, target=id))
 
+    @strawberry.field(**_op(audit_ops.export_audit))
+    async def audit_export(
+        self, info: Ctx, since: datetime | None = None, until: datetime | None = None
+    ) -> t.AuditExportType | None:
+        return _to(t.AuditExportType, await call(info, audit_ops.export_audit, since=since, until=until))
+
     @strawberry.field(**_op(gov_ops.get_license))
     async def license(self, info: Ctx) -> t.License | None:
         return _to(t.License, await call(info, gov_ops.get_license))

@@ -74,6 +74,7 @@ from api.models.stream_state import (
     StreamStatePublic,
 )
 from api.models.workspace import WorkspacePublic
+from api.services.audit import AuditExport
 from openfuse_connectors.spec import SchemaDrift, StreamSpec, SyncMode, TransformSpec
 
 __all__ = ["INPUTS", "JSON", "SCALARS", "Long", "plain"]
@@ -230,6 +231,11 @@ class AuditEntry:
 
 @pydantic_type(model=AuditLogPage, all_fields=True, name="AuditLogPage")
 class AuditLogPageType:
+    pass
+
+
+@pydantic_type(model=AuditExport, all_fields=True, name="AuditExport")
+class AuditExportType:
     pass
 
 

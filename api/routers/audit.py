@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
+from fastapi.responses import PlainTextResponse
 
 from api.auth.dependencies import Authorize, Guard
 from api.deps import SessionDep, StateDep
@@ -49,4 +50,27 @@ def list_audit(
             cursor=cursor,
             limit=limit,
         )
+    )
+
+
+@router.get(
+    "/export",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON entry per line."}},
+)
+def export_audit(
+    guard: Annotated[Guard, Authorize(svc.export_audit)],
+    state: StateDep,
+    session: SessionDep,
+    since: Annotated[datetime | None, Query(description="Entries at or after this time (ISO 8601).")] = None,
+    until: Annotated[datetime | None, Query(description="Entries before this time (ISO 8601).")] = None,
+) -> Response:
+    """The workspace's audit log as JSON Lines, oldest first. An enterprise feature: the built-in
+    policy `community.license.audit-export` forbids it unless the license grants `audit_export`.
+    `X-OpenFuse-Truncated: true` when more than 100,000 entries matched."""
+    out = svc.export_audit(Ctx(state, session, guard), since=since, until=until)
+    return Response(
+        out.ndjson,
+        media_type="application/x-ndjson",
+        headers={"X-OpenFuse-Entries": str(out.entries), "X-OpenFuse-Truncated": str(out.truncated).lower()},
     )

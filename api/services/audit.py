@@ -5,13 +5,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from pydantic import BaseModel, Field
 from sqlmodel import col, select
 
 from api.models.audit_log import AuditLog, AuditLogPage, AuditLogPublic, Outcome
 from api.pagination import decode_cursor, encode_cursor
 from api.services.base import Ctx, check_limit, operation
 
-__all__ = ["list_audit"]
+__all__ = ["AuditExport", "export_audit", "list_audit"]
 
 
 @operation("audit:list")
@@ -58,3 +59,34 @@ def list_audit(
         items=[AuditLogPublic.model_validate(r, from_attributes=True) for r in rows],
         next_cursor=encode_cursor("audit", [rows[-1].id]) if more else None,
     )
+
+
+#: Largest export in one request; narrow ``since``/``until`` for more.
+EXPORT_LIMIT = 100_000
+
+
+class AuditExport(BaseModel):
+    """The audit log as JSON Lines, oldest first (for a SIEM or an archive)."""
+
+    entries: int
+    truncated: bool = Field(
+        description=f"True when more than {EXPORT_LIMIT:,} entries matched; narrow the window."
+    )
+    ndjson: str = Field(description="One JSON object per line: the fields of `GET /audit`'s items.")
+
+
+@operation("audit:export")
+def export_audit(ctx: Ctx, *, since: datetime | None = None, until: datetime | None = None) -> AuditExport:
+    """The workspace's audit log as JSON Lines, oldest first (license feature `audit_export`)."""
+    stmt = select(AuditLog).where(AuditLog.workspace_id == ctx.workspace_id)
+    if since is not None:
+        stmt = stmt.where(col(AuditLog.at) >= since)
+    if until is not None:
+        stmt = stmt.where(col(AuditLog.at) < until)
+    rows = ctx.session.exec(stmt.order_by(col(AuditLog.id)).limit(EXPORT_LIMIT + 1)).all()
+    truncated = len(rows) > EXPORT_LIMIT
+    rows = rows[:EXPORT_LIMIT]
+    lines = [AuditLogPublic.model_validate(r, from_attributes=True).model_dump_json() for r in rows]
+    ctx.guard.audit(ctx.session, detail={"entries": len(lines), "truncated": truncated})
+    ctx.session.commit()
+    return AuditExport(entries=len(lines), truncated=truncated, ndjson="".join(x + "\n" for x in lines))

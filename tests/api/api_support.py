@@ -28,6 +28,8 @@ __all__ = [
     "bearer",
     "cli_key",
     "decided",
+    "licensed",
+    "make_license",
     "make_settings",
     "pg_database",
 ]
@@ -105,3 +107,37 @@ def make_settings(url: str, home: Path, **kw: object) -> Settings:
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+def make_license(tmp: Path, *features: str) -> dict[str, str]:
+    """``OPENFUSE_LICENSE`` and ``OPENFUSE_LICENSE_PUBLIC_KEYS`` for a license signed by a key pair
+    made here (the private key never leaves this function); every feature by default."""
+    import json
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from openfuse_policy import issue_license
+    from openfuse_policy.license import public_key_jwk
+
+    key = Ed25519PrivateKey.generate()
+    jwks = tmp / f"license-keys-{uuid.uuid4().hex[:8]}.json"
+    jwks.write_text(json.dumps({"keys": [public_key_jwk(key.public_key(), "tests")]}))
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    token = issue_license(pem, "tests", "Tests", features=features or ("abac", "masking", "audit_export"))
+    return {"OPENFUSE_LICENSE": token, "OPENFUSE_LICENSE_PUBLIC_KEYS": str(jwks)}
+
+
+def licensed(settings: Settings, tmp: Path, *features: str) -> Settings:
+    """``settings`` with a test license (see :func:`make_license`)."""
+    from pydantic import SecretStr
+
+    env = make_license(tmp, *features)
+    return settings.model_copy(
+        update={
+            "license": SecretStr(env["OPENFUSE_LICENSE"]),
+            "license_public_keys": Path(env["OPENFUSE_LICENSE_PUBLIC_KEYS"]),
+        }
+    )

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from api_support import Api, TestClient, bearer, cli_key, make_settings, pg_database
+from api_support import Api, TestClient, bearer, cli_key, make_license, make_settings, pg_database
 from pydantic import SecretStr
 from sqlmodel import Session
 
@@ -270,23 +270,6 @@ class Stack:
 MASKING_SALT = "stack-salt-for-tests"
 
 
-def _test_license(tmp: Path) -> dict[str, str]:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from openfuse_policy import issue_license
-    from openfuse_policy.license import public_key_jwk
-
-    key = Ed25519PrivateKey.generate()
-    jwks = tmp / "license-keys.json"
-    jwks.write_text(json.dumps({"keys": [public_key_jwk(key.public_key(), "stack")]}))
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    token = issue_license(pem, "stack", "Test stack", features=["abac", "masking", "audit_export"])
-    return {"OPENFUSE_LICENSE": token, "OPENFUSE_LICENSE_PUBLIC_KEYS": str(jwks)}
-
-
 def _dsn(url: str) -> str:
     return url.replace("postgresql://postgres@", f"postgresql://postgres:{PASSWORD}@", 1)
 
@@ -325,7 +308,7 @@ def build_stack(pg_server: str, tmp: Path) -> Iterator[Stack]:
         )
         # An enterprise license from a key pair of the test's own (the private key never leaves
         # it), so custom policies and masking obligations apply in the API and in the sync steps.
-        license_env = _test_license(tmp)
+        license_env = make_license(tmp)
         settings = settings.model_copy(
             update={
                 "license": SecretStr(license_env["OPENFUSE_LICENSE"]),

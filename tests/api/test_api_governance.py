@@ -266,3 +266,22 @@ def test_api_fixture_is_real(world: World) -> None:
     with world.app(None) as c:
         assert isinstance(c.app.state.openfuse.authorizer, PolicyAuthorizer)  # type: ignore[attr-defined]
     assert Api  # the shared helpers are importable from here too
+
+
+def test_audit_export_is_an_enterprise_feature(world: World, enterprise: TestClient) -> None:
+    admin = world.key("acme", "ada")
+    with world.app(None) as c:
+        r = c.get("/api/v1/audit/export", headers=admin)
+        assert r.status_code == 403 and r.json()["reasons"] == ["forbidden by community.license.audit-export"]
+    _pipeline(enterprise, admin)
+    r = enterprise.get("/api/v1/audit/export", headers=admin)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    assert int(r.headers["x-openfuse-entries"]) == len(lines) >= 3
+    assert [e["id"] for e in lines] == sorted(e["id"] for e in lines)  # oldest first
+    assert {"connection:create", "pipeline:create", "audit:export"} <= {e["action"] for e in lines}
+    # Exporting is itself audited (with the denied attempt of the community edition before it).
+    outcomes = [(e["action"], e["outcome"]) for e in lines if e["action"] == "audit:export"]
+    assert outcomes == [("audit:export", "denied")]
+    log = enterprise.get("/api/v1/audit", headers=admin, params={"action": "audit:export"}).json()["items"]
+    assert [e["outcome"] for e in log] == ["success", "denied"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import Api, TestClient, bearer, cli_key, make_settings, pg_database
+from api_support import Api, TestClient, bearer, cli_key, licensed, make_settings, pg_database
 from dagster_stack import DenyInWorkspace
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -86,7 +86,8 @@ def world(pg_server: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, amount REAL)")
         conn.execute("INSERT INTO orders VALUES (1, 2.5), (2, 4.0)")
     for url in pg_database(pg_server):
-        settings = make_settings(url, tmp / "home")
+        # Licensed (every feature), so the enterprise operations (audit export) are reachable too.
+        settings = licensed(make_settings(url, tmp / "home"), tmp)
         upgrade(settings.db_url)
         key_a = cli_key(settings, "acme", "ann", "team=data")
         key_b = cli_key(settings, "globex", "bob")
@@ -268,6 +269,10 @@ def _cases(w: World) -> dict[str, tuple[CaseFn, frozenset[str]]]:
             ),
             frozenset({"decisionid", "text"}),
         ),
+        "export_audit": (
+            same(RestCall("GET", "/api/v1/audit/export"), GqlCall()),
+            frozenset({"entries", "ndjson"}),  # the first export is in the second one's log
+        ),
         "list_audit": (
             same(
                 RestCall("GET", "/api/v1/audit", {"action": "pipeline:create", "limit": 5}),
@@ -323,6 +328,7 @@ CASES = (
     "reset_state",
     "rollback_state",
     "pipeline_status",
+    "export_audit",
     "get_license",
     "get_features",
     "get_policies",
