@@ -25,6 +25,7 @@ request of every API worker without another query.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import threading
 import uuid
@@ -190,12 +191,15 @@ class PolicyAuthorizer:
         from openfuse_policy import Context, Request
 
         ws = str(principal.workspace_id)
+        target = resource_entity(principal, action, resource)
+        workspace = _workspace(ws)
         return Request(
             principal=principal_entity(principal),
             action=cedar_action(action),
-            resource=resource_entity(principal, action, resource),
+            resource=target,
             context=Context(now=self._clock(), license_features=self.license.state().features, workspace=ws),
-            entities=(_workspace(ws),),
+            # The workspace travels once (it is the resource itself for collections).
+            entities=() if target is workspace else (workspace,),
         )
 
     def decide(self, principal: Subject, action: str, resource: Resource) -> Decision:
@@ -227,6 +231,7 @@ class PolicyAuthorizer:
         return self.cedar(principal.workspace_id, principal.policy_version).explain(request)
 
 
+@functools.lru_cache(maxsize=4096)
 def _workspace(ws: str) -> Entity:
     from openfuse_policy import OPENFUSE_SCHEMA
 
@@ -244,17 +249,26 @@ def _strings(value: Any) -> list[str]:
 
 
 def principal_entity(principal: Subject) -> Entity:
+    """The principal as a Cedar entity (cached: built once per principal and attribute values)."""
+    a = principal.attributes
+    return _principal(
+        str(principal.id),
+        str(principal.workspace_id),
+        str(a.get("team") or ""),
+        tuple(_strings(a.get("roles"))),
+        str(a.get("region") or ""),
+        tuple(_strings(a.get("clearance"))),
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _principal(
+    pid: str, ws: str, team: str, roles: tuple[str, ...], region: str, clearance: tuple[str, ...]
+) -> Entity:
     from openfuse_policy import OPENFUSE_SCHEMA
 
-    a = principal.attributes
     return OPENFUSE_SCHEMA.entity(
-        "Principal",
-        str(principal.id),
-        workspace=str(principal.workspace_id),
-        team=str(a.get("team") or ""),
-        roles=_strings(a.get("roles")),
-        region=str(a.get("region") or ""),
-        clearance=_strings(a.get("clearance")),
+        "Principal", pid, workspace=ws, team=team, roles=list(roles), region=region, clearance=list(clearance)
     )
 
 
