@@ -39,6 +39,7 @@ fmt: install ## Format the code
 	$(BIN)/ruff check --fix .
 
 bench: install services ## Run the PostgreSQL -> PostgreSQL benchmark (see bench/README.md)
+	@bash deployments/local/install-system-deps.sh --bench
 	$(BIN)/python bench/pg_to_pg.py
 
 lock: ## Re-resolve constraints.txt from pyproject.toml in a scratch venv

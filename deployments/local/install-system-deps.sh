@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Debian packages OpenFuse's Python dependencies build against (mysqlclient needs the MariaDB/MySQL
 # client headers), and kcat, the outside Kafka client the CDC tests read topics with
-# (tests/cdc/test_cdc_kcat.py). Idempotent: installs only what is missing; needs root (or sudo) when it does.
+# (tests/cdc/test_cdc_kcat.py). With --bench also the benchmarks' load generator (wrk, for
+# bench/api_load.py and bench/api_enforcement.py). Idempotent: installs only what is missing;
+# needs root (or sudo) when it does.
 set -euo pipefail
 
 need=()
+if [ "${1:-}" = "--bench" ]; then
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
+fi
 pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null || need+=(default-libmysqlclient-dev)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
