@@ -182,6 +182,8 @@ def _problem_media_types(doc: dict[str, Any]) -> dict[str, Any]:
         for op in item.values():
             for status, resp in op.get("responses", {}).items():
                 content = resp.get("content", {})
-                if status[:1] in ("4", "5") and "application/json" in content:
-                    content[PROBLEM_JSON] = content.pop("application/json")
+                if status[:1] in ("4", "5") and content and PROBLEM_JSON not in content:
+                    # Errors are problem documents whatever the route's own media type is
+                    # (JSON for most, JSON Lines for the audit export).
+                    resp["content"] = {PROBLEM_JSON: next(iter(content.values()))}
     return doc

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -67,6 +67,21 @@ def migrate(
     typer.echo(f"metadata database upgraded to {revision}", err=True)
 
 
+def _refresh_governance(engine: Any, settings: Any, workspace: str) -> None:
+    """The workspace's principals changed: rewrite its governance bundle for the sync steps when it
+    has one (the API writes it with the workspace's first pipeline)."""
+    from sqlmodel import Session, select
+
+    from api.models.workspace import Workspace
+    from api.pipeline_export import GOVERNANCE_DIR, PipelineExporter
+
+    exporter = PipelineExporter(settings.pipelines_dir.expanduser().resolve(), None)
+    with Session(engine) as session:
+        ws = session.exec(select(Workspace).where(Workspace.name == workspace)).first()
+        if ws is not None and (exporter.folder / GOVERNANCE_DIR / str(ws.id)).is_dir():
+            exporter.governance_after_commit(session, ws.id)
+
+
 def create_key(
     workspace: Annotated[str, typer.Option("--workspace", "-w", help="Workspace name (created if missing).")],
     name: Annotated[str, typer.Option("--name", "-n", help="Principal name (created if missing).")],
@@ -92,6 +107,7 @@ def create_key(
     engine = create_db_engine(settings)
     try:
         token = create_api_key(engine, workspace=workspace, name=name, attributes=attributes)
+        _refresh_governance(engine, settings, workspace)
     except NotMigratedError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
-from fastapi.responses import PlainTextResponse
 
 from api.auth.dependencies import Authorize, Guard
 from api.deps import SessionDep, StateDep
@@ -53,10 +52,19 @@ def list_audit(
     )
 
 
+class NdjsonResponse(Response):
+    media_type = "application/x-ndjson"
+
+
 @router.get(
     "/export",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"application/x-ndjson": {}}, "description": "One JSON entry per line."}},
+    response_class=NdjsonResponse,
+    responses={
+        200: {
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+            "description": "One JSON entry per line (the fields of `GET /audit`'s items), oldest first.",
+        }
+    },
 )
 def export_audit(
     guard: Annotated[Guard, Authorize(svc.export_audit)],
@@ -69,8 +77,7 @@ def export_audit(
     policy `community.license.audit-export` forbids it unless the license grants `audit_export`.
     `X-OpenFuse-Truncated: true` when more than 100,000 entries matched."""
     out = svc.export_audit(Ctx(state, session, guard), since=since, until=until)
-    return Response(
+    return NdjsonResponse(
         out.ndjson,
-        media_type="application/x-ndjson",
         headers={"X-OpenFuse-Entries": str(out.entries), "X-OpenFuse-Truncated": str(out.truncated).lower()},
     )

@@ -76,6 +76,7 @@ def cli_key(settings: Settings, workspace: str, name: str, *attrs: str) -> str:
         "OPENFUSE_DATABASE_URL": settings.database_url,
         "OPENFUSE_SECRET_KEY": SECRET_KEY,
         "OPENFUSE_HOME": str(settings.home),
+        "OPENFUSE_PIPELINES_DIR": str(settings.pipelines_dir),
     }
     result = CliRunner().invoke(app, args, env=env)
     assert result.exit_code == 0, result.output

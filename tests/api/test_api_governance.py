@@ -285,3 +285,22 @@ def test_audit_export_is_an_enterprise_feature(world: World, enterprise: TestCli
     assert outcomes == [("audit:export", "denied")]
     log = enterprise.get("/api/v1/audit", headers=admin, params={"action": "audit:export"}).json()["items"]
     assert [e["outcome"] for e in log] == ["success", "denied"]
+
+
+def test_the_governance_bundle_follows_principals_and_policies(world: World, enterprise: TestClient) -> None:
+    """What the sync steps decide with: the workspace's policies in force and every principal's
+    attributes, rewritten when a pipeline, the policies or a principal change."""
+    import yaml
+
+    admin = world.key("acme", "ada")
+    _pipeline(enterprise, admin)
+    (bundle,) = (make_settings(world.url, world.home).pipelines_dir / "_governance").iterdir()
+    zed = world.key("acme", "zed", "team=risk", "clearance=pii")  # after the bundle exists
+    people = yaml.safe_load((bundle / "principals.yaml").read_text())["principals"]
+    (zed_attrs,) = [p for p in people.values() if p["name"] == "zed"]
+    assert zed_attrs == {"name": "zed", "team": "risk", "clearance": "pii", "roles": ["admin"]}
+    assert not (bundle / "custom.cedar").exists()
+    text = '@id("p")\npermit (principal, action == Action::"pipeline:read", resource);'
+    assert enterprise.put("/api/v1/policies", headers=admin, json={"text": text}).status_code == 200
+    assert text in (bundle / "custom.cedar").read_text()
+    assert zed["Authorization"].split("_")[-1] not in (bundle / "principals.yaml").read_text()
