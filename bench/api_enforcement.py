@@ -77,6 +77,7 @@ def store_policies(db_url: str, tmp: Path, key: str) -> None:
         from starlette.testclient import TestClient
 
     settings = Settings(database_url=db_url, secret_key=al.SECRET_KEY, home=tmp / "seed-home",
+                        pipelines_dir=tmp / "seed-pipelines",  # never the checkout's ./pipelines
                         dagster_graphql_url="http://127.0.0.1:9/graphql")  # fmt: skip
     app = create_app(settings)
     app.state.openfuse.license.state = lambda now=None: _licensed()  # type: ignore[method-assign]
