@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from api_support import Api, TestClient, bearer, cli_key, make_settings
+from api_support import TestClient, bearer, cli_key, make_settings
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -265,7 +265,6 @@ def test_api_fixture_is_real(world: World) -> None:
 
     with world.app(None) as c:
         assert isinstance(c.app.state.openfuse.authorizer, PolicyAuthorizer)  # type: ignore[attr-defined]
-    assert Api  # the shared helpers are importable from here too
 
 
 def test_audit_export_is_an_enterprise_feature(world: World, enterprise: TestClient) -> None:
