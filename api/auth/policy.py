@@ -166,11 +166,14 @@ class PolicyAuthorizer:
         custom = PolicySet.parse(text, source=f"workspace {workspace_id} policies v{version}")
         return enforceable_policies(features, custom)
 
-    def cedar(self, workspace_id: uuid.UUID, version: int) -> CedarAuthorizer:
-        """The (cached) evaluator for a workspace's policies at ``version``."""
+    def cedar(
+        self, workspace_id: uuid.UUID, version: int, features: frozenset[str] | None = None
+    ) -> CedarAuthorizer:
+        """The (cached) evaluator for a workspace's policies at ``version`` under ``features``
+        (default: the license's now)."""
         from openfuse_policy import Authorizer as CedarAuthorizer
 
-        key = _Key(workspace_id, version, self.license.state().features)
+        key = _Key(workspace_id, version, self.license.state().features if features is None else features)
         with self._lock:
             got = self._cache.get(key)
             if got is not None:
@@ -186,9 +189,14 @@ class PolicyAuthorizer:
 
     # -- requests ------------------------------------------------------------------------
 
-    def request(self, principal: Subject, action: str, resource: Resource) -> Request:
-        """The Cedar request for an API request."""
+    def request(
+        self, principal: Subject, action: str, resource: Resource, features: frozenset[str] | None = None
+    ) -> Request:
+        """The Cedar request for an API request (``features``: the license's, default now)."""
         from openfuse_policy import Context, Request
+
+        if features is None:
+            features = self.license.state().features
 
         ws = str(principal.workspace_id)
         target = resource_entity(principal, action, resource)
@@ -197,7 +205,7 @@ class PolicyAuthorizer:
             principal=principal_entity(principal),
             action=cedar_action(action),
             resource=target,
-            context=Context(now=self._clock(), license_features=self.license.state().features, workspace=ws),
+            context=Context(now=self._clock(), license_features=features, workspace=ws),
             # The workspace travels once (it is the resource itself for collections).
             entities=() if target is workspace else (workspace,),
         )
@@ -209,11 +217,13 @@ class PolicyAuthorizer:
         if name not in ACTIONS:  # an operation nobody mapped: deny, loudly
             log.error("API action %s has no Cedar action; denied", action)
             return Decision(False, (f"{action} is not a governed action",))
+        # One license state for the whole decision: the policies in force and the context agree.
+        features = self.license.state().features
         try:
-            request = self.request(principal, action, resource)
+            request = self.request(principal, action, resource, features)
         except Exception as e:  # a principal attribute of the wrong type, ...: deny with the reason
             return Decision(False, (f"the request does not fit the policy schema: {e}",))
-        d = self.cedar(principal.workspace_id, principal.policy_version).decide(request)
+        d = self.cedar(principal.workspace_id, principal.policy_version, features).decide(request)
         if d.allowed:
             reasons = d.determining
         elif d.determining:
