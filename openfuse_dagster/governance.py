@@ -35,18 +35,17 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from openfuse_connectors.spec import PipelineSpec, StreamSpec
 from openfuse_dagster.settings import Settings
+from openfuse_dagster.translator import WORKSPACE_TAG
 
 if TYPE_CHECKING:
     from openfuse_policy.dataplane import DataPlaneGate
     from openfuse_policy.decision import Decision
 
-__all__ = ["AUDIT_LOG", "GOVERNANCE_DIR", "WORKSPACE_TAG", "gate_for", "record_decisions"]
+__all__ = ["AUDIT_LOG", "GOVERNANCE_DIR", "gate_for", "record_decisions"]
 
 log = logging.getLogger("openfuse_dagster")
 
 GOVERNANCE_DIR = "_governance"
-WORKSPACE_TAG = "openfuse/workspace"
-RUN_TAG = "dagster/run_id"
 
 #: The columns of the metadata DB's audit log this module writes (the API's migrations own the table).
 AUDIT_LOG = sa.Table(

@@ -42,6 +42,7 @@ import pyarrow as pa
 from openfuse_connectors.errors import ConfigError, FatalError
 from openfuse_connectors.spec import PipelineSpec, StreamSpec
 from openfuse_connectors.transformer import TransformContext, Transformer
+from openfuse_policy.entities import string_set
 from openfuse_policy.extensions import Extensions, load_extensions
 
 if TYPE_CHECKING:
@@ -280,9 +281,9 @@ class DataPlaneGate:
             owner,
             workspace=self.workspace,
             team=str(attrs.get("team") or ""),
-            roles=_strings(attrs.get("roles")),
+            roles=string_set(attrs.get("roles")),
             region=str(attrs.get("region") or ""),
-            clearance=_strings(attrs.get("clearance")),
+            clearance=string_set(attrs.get("clearance")),
         )
 
     def _dataset(self, pipeline: PipelineSpec, stream: StreamSpec, *, side: str) -> Entity:
@@ -297,7 +298,7 @@ class DataPlaneGate:
             workspace=self.workspace,
             connection=f"{pipeline.name}.{side}",
             region="",
-            tags=_strings(pipeline.tags),
+            tags=string_set(pipeline.tags),
             columns=sorted(set(columns)),
             column_tags=sorted({t for tags in stream.column_tags.values() for t in tags}),
         )
@@ -340,13 +341,3 @@ class DataPlaneGate:
     @staticmethod
     def salt() -> str | None:
         return os.environ.get(MASKING_SALT_ENV) or None
-
-
-def _strings(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value] if value else []
-    if isinstance(value, Mapping):
-        return sorted({str(k) for k in value} | {f"{k}={v}" for k, v in value.items() if v not in (None, "")})
-    return [str(v) for v in value]

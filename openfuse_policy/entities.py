@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from openfuse_policy.schema import GovernanceSchema
 
-__all__ = ["Entity", "EntityRef", "EntityStore"]
+__all__ = ["Entity", "EntityRef", "EntityStore", "string_set"]
 
 _PLAIN_ID = re.compile(r'^[^"\\\x00-\x1f\x7f]*$')
 _REF = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_]*)::(?:"((?:[^"\\]|\\.)*)"|([^"\s]+))\s*$')
@@ -182,3 +182,15 @@ def parse_entities(
         return base.with_added_json_str(doc, schema.cedar)
     except ValueError as e:
         raise RequestError(f"Cedar refused the entities: {e}", field="entities") from e
+
+
+def string_set(value: Any) -> list[str]:
+    """An attribute value as the strings of a Cedar ``Set<String>``: None and "" are empty, a string
+    is one element, a mapping (tags as ``{key: value}``) gives both ``key`` and ``key=value``."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, Mapping):
+        return sorted({str(k) for k in value} | {f"{k}={v}" for k, v in value.items() if v not in (None, "")})
+    return [str(v) for v in value]

@@ -33,9 +33,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from api.auth.authorizer import Decision, Resource, Subject
+from openfuse_policy.entities import string_set
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -248,16 +249,6 @@ def _workspace(ws: str) -> Entity:
     return OPENFUSE_SCHEMA.entity("Workspace", ws)
 
 
-def _strings(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):  # tags as {key: value}: both "key" and "key=value" match
-        return sorted({str(k) for k in value} | {f"{k}={v}" for k, v in value.items() if v not in (None, "")})
-    return [str(v) for v in value]
-
-
 def principal_entity(principal: Subject) -> Entity:
     """The principal as a Cedar entity (cached: built once per principal and attribute values)."""
     a = principal.attributes
@@ -265,9 +256,9 @@ def principal_entity(principal: Subject) -> Entity:
         str(principal.id),
         str(principal.workspace_id),
         str(a.get("team") or ""),
-        tuple(_strings(a.get("roles"))),
+        tuple(string_set(a.get("roles"))),
         str(a.get("region") or ""),
-        tuple(_strings(a.get("clearance"))),
+        tuple(string_set(a.get("clearance"))),
     )
 
 
@@ -299,7 +290,7 @@ def resource_entity(principal: Subject, action: str, resource: Resource) -> Enti
             owner=a.get("created_by") or _NONE,
             connector=str(a.get("connector") or ""),
             region=str(a.get("region") or ""),
-            tags=_strings(a.get("tags")),
+            tags=string_set(a.get("tags")),
         )
     if resource.type == "pipeline":
         return OPENFUSE_SCHEMA.entity(
@@ -307,7 +298,7 @@ def resource_entity(principal: Subject, action: str, resource: Resource) -> Enti
             resource.id,
             workspace=ws,
             owner=a.get("owner_id") or _NONE,
-            tags=_strings(a.get("tags")),
+            tags=string_set(a.get("tags")),
         )
     if resource.type == "run":
         return OPENFUSE_SCHEMA.entity(
