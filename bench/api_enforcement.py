@@ -66,34 +66,42 @@ def policy_text(n: int) -> str:
 
 
 def store_policies(db_url: str, tmp: Path, key: str) -> None:
-    """Stores the custom policies through the API (the bench license grants `abac`)."""
+    """Stores the custom policies through the API, under a license granting `abac` signed by a key
+    pair made here (the servers then run without a license: see main)."""
+    import json
     import warnings
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from pydantic import SecretStr
 
     from api.app import create_app
     from api.settings import Settings
+    from openfuse_policy import issue_license
+    from openfuse_policy.license import public_key_jwk
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from starlette.testclient import TestClient
 
+    signer = Ed25519PrivateKey.generate()
+    jwks = tmp / "bench-license-keys.json"
+    jwks.write_text(json.dumps({"keys": [public_key_jwk(signer.public_key(), "bench")]}))
+    pem = signer.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     settings = Settings(database_url=db_url, secret_key=al.SECRET_KEY, home=tmp / "seed-home",
                         pipelines_dir=tmp / "seed-pipelines",  # never the checkout's ./pipelines
-                        dagster_graphql_url="http://127.0.0.1:9/graphql")  # fmt: skip
-    app = create_app(settings)
-    app.state.openfuse.license.state = lambda now=None: _licensed()  # type: ignore[method-assign]
-    with TestClient(app) as c:
+                        dagster_graphql_url="http://127.0.0.1:9/graphql",
+                        license=SecretStr(issue_license(pem, "bench", "Bench", features=["abac"])),
+                        license_public_keys=jwks)  # fmt: skip
+    with TestClient(create_app(settings)) as c:
         r = c.put(
             "/api/v1/policies",
             headers={"Authorization": f"Bearer {key}"},
             json={"text": policy_text(POLICIES)},
         )
         assert r.status_code == 200, r.text
-
-
-def _licensed() -> Any:
-    from openfuse_policy.license import LicenseState
-
-    return LicenseState(edition="enterprise", features=frozenset({"abac"}))
 
 
 def main(argv: list[str]) -> int:

@@ -783,49 +783,35 @@ def main(argv: list[str]) -> int:
             for url in (bare, listing):  # warm-up: connections, caches, JIT-less but imports
                 closed_loop(url, seconds=2, connections=8, headers=h, tmp=tmp, use_wrk=use_wrk)
 
-            idle = wait_for_idle()
-            r = closed_loop(
-                bare,
-                seconds=args.duration,
-                connections=args.connections,
-                headers={},
-                tmp=tmp,
-                use_wrk=use_wrk,
+            def throughput(url: str, headers: dict[str, str], name: str) -> Result:
+                idle = wait_for_idle()
+                r = closed_loop(
+                    url,
+                    seconds=args.duration,
+                    connections=args.connections,
+                    headers=headers,
+                    tmp=tmp,
+                    use_wrk=use_wrk,
+                )
+                r.name, r.note = name, f"idle before: {idle:.0%}"
+                return r
+
+            results.append(throughput(bare, {}, "`GET /bare` (FastAPI, one sync route)"))
+            results.append(
+                throughput(
+                    listing, h, f"`GET /api/v1/pipelines` (50 of {args.pipelines:,}, {page_kb:.0f} KB)"
+                )
             )
-            r.name, r.note = "`GET /bare` (FastAPI, one sync route)", f"idle before: {idle:.0%}"
-            results.append(r)
-            idle = wait_for_idle()
-            r = closed_loop(
-                listing,
-                seconds=args.duration,
-                connections=args.connections,
-                headers=h,
-                tmp=tmp,
-                use_wrk=use_wrk,
-            )
-            r.name, r.note = (
-                f"`GET /api/v1/pipelines` (50 of {args.pipelines:,}, {page_kb:.0f} KB)",
-                f"idle before: {idle:.0%}",
-            )
-            results.append(r)
             bare_db = f"http://127.0.0.1:{bport}/bare_db"
             probe = httpx.get(bare_db, headers=h, timeout=30)
             assert probe.status_code == 200 and len(probe.json()["items"]) == 50, probe.text[:300]
             closed_loop(bare_db, seconds=2, connections=8, headers=h, tmp=tmp, use_wrk=use_wrk)
-            idle = wait_for_idle()
-            r = closed_loop(
+            bare_db_result = throughput(
                 bare_db,
-                seconds=args.duration,
-                connections=args.connections,
-                headers=h,
-                tmp=tmp,
-                use_wrk=use_wrk,
+                h,
+                "`GET /bare_db` (the same key lookup + page query, plain psycopg + json, "
+                f"{len(probe.content) / 1024:.0f} KB)",
             )
-            r.name, r.note = (
-                f"`GET /bare_db` (the same key lookup + page query, plain psycopg + json, {len(probe.content) / 1024:.0f} KB)",
-                f"idle before: {idle:.0%}",
-            )
-            bare_db_result = r
             idle = wait_for_idle()
             r = open_loop(listing, rate=args.rate, seconds=args.duration, headers=h)
             r.name = f"`GET /api/v1/pipelines` (50 of {args.pipelines:,})"

@@ -62,39 +62,23 @@ def get_features(ctx: Ctx) -> FeaturesPublic:
     )
 
 
-def _public(row: PolicyVersion | None) -> PolicyVersionPublic:
+def _public(ctx: Ctx, row: PolicyVersion | None) -> PolicyVersionPublic:
+    """A stored version (or "none yet" for None) as the API shows it. ``active``: custom policies
+    are in force only under the license feature ``abac`` (an empty set trivially is)."""
     from openfuse_policy import community_policies
-
-    builtin = list(community_policies().ids)
-    if row is None:
-        return PolicyVersionPublic(
-            version=0,
-            text="",
-            policy_ids=[],
-            comment="",
-            created_by=None,
-            created_at=None,
-            active=True,
-            builtin_policy_ids=builtin,
-        )
-    return PolicyVersionPublic(
-        version=row.version,
-        text=row.text,
-        policy_ids=list(row.policy_ids),
-        comment=row.comment,
-        created_by=row.created_by,
-        created_at=row.created_at,
-        active=True,
-        builtin_policy_ids=builtin,
-    )
-
-
-def _with_active(ctx: Ctx, public: PolicyVersionPublic) -> PolicyVersionPublic:
     from openfuse_policy.tiers import ABAC
 
-    if not public.policy_ids:
-        return public
-    return public.model_copy(update={"active": ABAC in _license(ctx).features})
+    ids = list(row.policy_ids) if row is not None else []
+    return PolicyVersionPublic(
+        version=row.version if row is not None else 0,
+        text=row.text if row is not None else "",
+        policy_ids=ids,
+        comment=row.comment if row is not None else "",
+        created_by=row.created_by if row is not None else None,
+        created_at=row.created_at if row is not None else None,
+        active=not ids or ABAC in _license(ctx).features,
+        builtin_policy_ids=list(community_policies().ids),
+    )
 
 
 def _current(ctx: Ctx) -> PolicyVersion | None:
@@ -109,7 +93,7 @@ def _current(ctx: Ctx) -> PolicyVersion | None:
 @operation("policy:read")
 def get_policies(ctx: Ctx) -> PolicyVersionPublic:
     """The workspace's custom policies in force (the newest version), and the built-in ones."""
-    return _with_active(ctx, _public(_current(ctx)))
+    return _public(ctx, _current(ctx))
 
 
 @operation("policy:read")
@@ -124,7 +108,7 @@ def list_policy_versions(ctx: Ctx, *, cursor: str | None = None, limit: int = 50
     more = len(rows) > limit
     rows = rows[:limit]
     return PolicyVersionPage(
-        items=[_with_active(ctx, _public(r)) for r in rows],
+        items=[_public(ctx, r) for r in rows],
         next_cursor=encode_cursor("policy_versions", [rows[-1].version]) if more else None,
     )
 
@@ -182,7 +166,7 @@ def update_policies(ctx: Ctx, body: PolicyUpdate) -> PolicyVersionPublic:
     ctx.session.commit()  # two writers of one version: the unique key makes the second a 409
     ctx.session.refresh(row)
     ctx.exporter.governance_after_commit(ctx.session, ctx.workspace_id)  # for the sync steps
-    return _with_active(ctx, _public(row))
+    return _public(ctx, row)
 
 
 @operation("policy:explain")
