@@ -95,8 +95,12 @@ def build_executor(settings: Settings) -> ExecutorDefinition:
         return in_process_executor
     if name == "multiprocess":
         return multiprocess_executor
-    from dagster_celery import celery_executor
+    from dagster_celery import celery_executor, core_execution_loop
 
+    # dagster-celery's loop sleeps this long between looks at its steps' results; it reads the
+    # module constant on every tick and has no config for it. Only the run process (which builds
+    # the executor) runs that loop.
+    core_execution_loop.TICK_SECONDS = settings.celery_poll_seconds  # type: ignore[assignment]
     return celery_executor.configured(celery_executor_config(settings), name="openfuse_celery")
 
 

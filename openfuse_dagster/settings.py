@@ -19,6 +19,7 @@ OPENFUSE_EXECUTOR             in_process / multiprocess / celery          embedd
 OPENFUSE_CELERY_BROKER        Redis URL of the Celery broker (secret)     redis://127.0.0.1:6379/0
 OPENFUSE_CELERY_BACKEND       Redis URL of the result backend (secret)    the broker
 OPENFUSE_CELERY_QUEUE         queue the steps go to and workers read      openfuse
+OPENFUSE_CELERY_POLL_SECONDS  how often a run asks Redis for step results 0.1
 OPENFUSE_WORKER_CONCURRENCY   step processes per worker                   Celery's (CPU count)
 OPENFUSE_RUN_RETRIES          automatic re-executions of a crashed run    2
 ============================  ==========================================  ====================
@@ -78,6 +79,14 @@ class Settings(BaseSettings):
         ge=60,
         description="Seconds before Redis hands a step whose worker vanished to another worker; "
         "keep it above the longest step.",
+    )
+    celery_poll_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        le=5,
+        description="How often the run process asks the result backend whether its steps are done "
+        "(dagster-celery's own default is 1 s: up to a second lost after each step that unblocks "
+        "others, and after the last one).",
     )
     worker_concurrency: int | None = Field(default=None, ge=1, le=256)
     max_concurrent_runs: int = Field(default=10, ge=1)

@@ -421,8 +421,13 @@ def cedar_datetime(value: Any, where: str = "datetime") -> str:
         value = dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
     else:
         raise RequestError(f"{where} must be a datetime", field=where, value=value)
-    u = value.astimezone(dt.UTC)
-    return f"{u:%Y-%m-%dT%H:%M:%S}.{u.microsecond // 1000:03d}Z"
+    u = value if value.tzinfo is dt.UTC else value.astimezone(dt.UTC)
+    # Not strftime: this runs for every decision (``now``); strftime is ~5x slower, and glibc's
+    # %Y does not zero-pad years before 1000.
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}"
+        f".{u.microsecond // 1000:03d}Z"
+    )
 
 
 def _ip(value: Any, where: str) -> str:

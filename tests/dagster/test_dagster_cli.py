@@ -86,8 +86,13 @@ def test_one_settings_object_selects_instance_executor_and_celery_config(
     monkeypatch.setenv("OPENFUSE_RUN_RETRIES", "3")
     scaled = Settings()
     assert scaled.executor_name == "celery"
+    from dagster_celery import core_execution_loop
+
     executor = build_executor(scaled)
     assert executor.name == "openfuse_celery"
+    # The run polls its steps' results every 0.1 s (dagster-celery's 1 s loses up to a second
+    # after each step that others wait for, and after the last).
+    assert core_execution_loop.TICK_SECONDS == scaled.celery_poll_seconds == 0.1
     # Dagster stores an executor's config with each run: only the variable's name goes there.
     config = celery_executor_config(scaled)
     assert config["broker"] == config["backend"] == {"env": "OPENFUSE_CELERY_BROKER"}

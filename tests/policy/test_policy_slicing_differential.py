@@ -40,7 +40,7 @@ def test_sliced_and_unsliced_decisions_agree_on_100k_random_requests(
     total = 0
     reasons: Counter[str] = Counter()
     with_errors = with_obligations = 0
-    considered = evaluated_all = 0
+    considered = evaluated_all = singles = 0
     timings = {True: 0.0, False: 0.0}
     for seed in range(WORLDS):
         rng = random.Random(seed)
@@ -61,6 +61,15 @@ def test_sliced_and_unsliced_decisions_agree_on_100k_random_requests(
             assert outcome(a) == outcome(b), (
                 f"seed {seed} request {i}: {requests[i]}\nsliced   {a}\nunsliced {b}"
             )
+        # decide() has a path of its own for the enforcement point's case (uids, nothing carried):
+        # every 10th request again, one at a time, must come out as in the batch.
+        single = Authorizer(policies)
+        for i in range(0, len(requests), 10):
+            d = single.decide(requests[i], world.store)
+            assert outcome(d) == outcome(results[True][i]), (
+                f"seed {seed} request {i}: {requests[i]}\ndecide() {d}\nbatch    {results[True][i]}"
+            )
+            singles += 1
         total += len(requests)
         reasons.update(d.reason for d in results[True])
         with_errors += sum(bool(d.errors) for d in results[True])
@@ -68,7 +77,7 @@ def test_sliced_and_unsliced_decisions_agree_on_100k_random_requests(
         considered += sum(d.considered for d in results[True])
         evaluated_all += sum(d.considered for d in results[False])
 
-    assert total >= 100_000
+    assert total >= 100_000 and singles >= 10_000
     # The comparison means something only if every kind of outcome occurred.
     assert min(reasons["permit"], reasons["forbid"], reasons["default-deny"]) > total // 20, reasons
     assert with_errors > 1000 and with_obligations > 1000

@@ -164,6 +164,7 @@ class _PgLoad(LoadTransaction):
         self.temp_used = False
         self.dest = job.table
         self.direct = False
+        self.created = False  # the table loaded into was created by this transaction
 
     # -- connection helpers: both drivers speak DB-API, and we only send literal-free DDL/DML
     def _exec(self, sql: str) -> None:
@@ -190,8 +191,10 @@ class _PgLoad(LoadTransaction):
         if self.job.disposition is Disposition.OVERWRITE:
             self.dest = f"_openfuse_stage_{self.job.table[:30]}_{self.suffix}"
             self._create(self.dest, schema)
+            self.created = True
         elif existing is None:
             self._create(self.job.table, schema)
+            self.created = True
         else:
             self._evolve(existing, schema)
         # Append straight into the table when every column is the type the binary writer emits.
@@ -244,9 +247,16 @@ class _PgLoad(LoadTransaction):
     def write_raw(self, chunks: Iterator[bytes], fmt: str) -> int:
         assert self.target is not None
         cols = ", ".join(qi(f.name) for f in self.target)
+        # FREEZE when this transaction created the table (a full refresh's staging table, a first
+        # load): the rows are written frozen and the pages marked all-visible, so the first reader
+        # (the row-count check, a user's query) neither sets hint bits on every page - rewriting
+        # the whole table - nor waits for a vacuum before index-only scans. Nobody sees the table
+        # before the commit; a repeatable-read reader that started earlier sees the rows rather
+        # than an empty table, which is no worse than the table swap itself (DDL is not MVCC).
+        freeze = ", FREEZE" if self.created else ""
         with self.conn.cursor() as cur:
             with cur.copy(
-                f"COPY {qname(self.schema_name, self.dest)} ({cols}) FROM STDIN (FORMAT binary)"
+                f"COPY {qname(self.schema_name, self.dest)} ({cols}) FROM STDIN (FORMAT binary{freeze})"
             ) as cp:
                 for chunk in chunks:
                     cp.write(chunk)

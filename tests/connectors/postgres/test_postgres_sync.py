@@ -315,6 +315,27 @@ def test_sigkill_mid_load_then_rerun_gives_exactly_the_source_rows(
     assert leftovers == []
 
 
+def test_full_refresh_passthrough_writes_frozen_all_visible_pages(pair: tuple[str, str]) -> None:
+    """The staging table is created in the load's transaction, so its COPY runs with FREEZE: after
+    the swap every page is all-visible and all-frozen (no hint-bit rewrite on the first read, no
+    vacuum needed for index-only scans). A later append into that table (not created by its
+    transaction, where PostgreSQL refuses FREEZE) loads as before."""
+    src, dst = pair
+    seed(src, 20_000)
+    [r] = run_pipeline(spec(src, dst))
+    assert r.ok and r.passthrough, r.error
+    pg_exec(dst, "CREATE EXTENSION IF NOT EXISTS pg_visibility")
+    [(pages, visible, frozen)] = pg_rows(
+        dst,
+        "SELECT pg_relation_size('analytics.orders') / current_setting('block_size')::int,"
+        " all_visible, all_frozen FROM pg_visibility_map_summary('analytics.orders')",
+    )
+    assert pages > 10 and visible == pages and frozen == pages, (pages, visible, frozen)
+    [r] = run_pipeline(spec(src, dst, mode="full_refresh_append"))
+    assert r.ok and r.rows_written == 20_000, r.error
+    assert pg_rows(dst, "SELECT count(*), count(DISTINCT id) FROM analytics.orders") == [(40_000, 20_000)]
+
+
 def test_passthrough_readers_agree_byte_for_byte(pair: tuple[str, str]) -> None:
     """The psql reader and the in-process fallback thread hand over identical COPY bytes."""
     import shutil
