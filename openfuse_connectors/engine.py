@@ -24,7 +24,7 @@ from openfuse_connectors.conform import conform
 from openfuse_connectors.drift import plan_schema
 from openfuse_connectors.errors import ConfigError, OpenFuseError
 from openfuse_connectors.extractor import Extractor
-from openfuse_connectors.loader import Disposition, Loader, QuarantinedRow, WriteJob
+from openfuse_connectors.loader import CursorRange, Disposition, Loader, QuarantinedRow, WriteJob
 from openfuse_connectors.registry import Registry, get_registry, plugin_boundary
 from openfuse_connectors.spec import PipelineSpec, StreamSpec, SyncMode
 from openfuse_connectors.state import Cursor, StreamState, key_digests
@@ -54,6 +54,8 @@ class StreamResult:
     schema_changes: list[str] = field(default_factory=list)
     schema: pa.Schema | None = None
     error: str | None = None
+    #: How the rows went in (:class:`~openfuse_connectors.loader.Disposition` value).
+    disposition: str = ""
     #: Facts the caller adds to the result it reports (e.g. the policy decision), JSON-ready.
     annotations: dict[str, Any] = field(default_factory=dict)
 
@@ -92,8 +94,13 @@ def run_stream(
     full_refresh: bool = False,
     run_id: str | None = None,
     progress: ProgressFn | None = None,
+    replace_range: CursorRange | None = None,
 ) -> StreamResult:
     """Sync one stream. Raises on failure; the destination is then unchanged.
+
+    ``replace_range``: load the stream's rows of that cursor range in place of the destination's
+    rows of that range (one transaction; the stored state is not used: the extractor must yield
+    the whole range, e.g. a partition's range extractor). Needs a loader with ``replaces_ranges``.
 
     The exception carries the counts reached before the failure as ``exc.stream_result``.
     """
@@ -112,6 +119,7 @@ def run_stream(
             full_refresh=full_refresh,
             run_id=run_id,
             progress=progress,
+            replace_range=replace_range,
         )
     except Exception as e:
         # Rows read are kept for the record; nothing was committed, so nothing counts as written.
@@ -135,11 +143,29 @@ def _run_stream(
     full_refresh: bool,
     run_id: str | None,
     progress: ProgressFn | None,
+    replace_range: CursorRange | None,
 ) -> StreamResult:
     _refuse_cdc(pipeline, stream)
     reg = registry or get_registry()
     run_id = run_id or uuid.uuid4().hex
     disposition = disposition_for(stream, full_refresh)
+    if replace_range is not None:
+        if not loader.replaces_ranges:
+            raise ConfigError(
+                f"stream {stream.name!r}: destination {loader.name!r} cannot replace the rows of a cursor "
+                "range (a partition's full refresh); rerun the partition without full_refresh",
+                field="full_refresh",
+                value=True,
+            )
+        if not stream.mode.incremental or replace_range.field != stream.cursor_field:
+            raise ConfigError(
+                f"stream {stream.name!r}: a replaced range must be of the stream's cursor_field "
+                f"({stream.cursor_field!r})",
+                field="cursor_field",
+                value=replace_range.field,
+            )
+        disposition = Disposition.REPLACE_RANGE
+    result.disposition = disposition.value
     # Transforms imposed from outside (policy obligations) run first, on the source's columns,
     # so no pipeline transform ever sees a value they mask, hash or drop.
     transformers = list(extra_transformers or [])
@@ -158,10 +184,11 @@ def _run_stream(
         run_id=run_id,
         primary_key=pk,
         cursor_field=stream.cursor_field,
+        replace_range=replace_range,
     )
 
     state = None
-    if stream.mode.incremental and not full_refresh:
+    if stream.mode.incremental and not full_refresh and replace_range is None:
         state = loader.read_state(pipeline.name, stream.state_key)
     result.cursor_before = state.cursor.value if state and state.cursor else None
 

@@ -30,6 +30,11 @@ class Extractor(ABC):
     required_feature: ClassVar[str | None] = None
     #: Capabilities a loader can match for a byte-level pass-through, e.g. ``{"postgres_binary_copy"}``.
     passthrough_formats: ClassVar[frozenset[str]] = frozenset()
+    #: :meth:`read` also takes ``cursor_end`` (a :class:`~openfuse_connectors.state.Cursor`): an
+    #: exclusive upper bound on the stream's ``cursor_field``, applied at the source, so a
+    #: partition's read costs its range rather than everything after its start. Extractors
+    #: without it are filtered after reading (same rows, more read).
+    bounded_reads: ClassVar[bool] = False
 
     def __init__(self, config: ConnectorConfig):
         self.config = config
@@ -62,7 +67,9 @@ class Extractor(ABC):
         """Yield record batches of the stream.
 
         When ``state`` carries a cursor, yield only rows with ``cursor_field >= state.cursor``
-        (inclusive; the engine drops rows already loaded at the boundary).
+        (inclusive; the engine drops rows already loaded at the boundary). An extractor with
+        :attr:`bounded_reads` takes a keyword ``cursor_end: Cursor | None = None`` too and then
+        yields only rows with ``cursor_field < cursor_end`` (it is only passed to those).
         """
 
     def copy_out(self, stream: StreamSpec, fmt: str) -> Iterator[bytes]:

@@ -18,9 +18,9 @@ import pyarrow as pa
 
 from openfuse_connectors.config import ConnectorConfig
 from openfuse_connectors.spec import SchemaDrift, StreamSpec
-from openfuse_connectors.state import StreamState
+from openfuse_connectors.state import Cursor, StreamState
 
-__all__ = ["Disposition", "LoadTransaction", "Loader", "QuarantinedRow", "WriteJob"]
+__all__ = ["CursorRange", "Disposition", "LoadTransaction", "Loader", "QuarantinedRow", "WriteJob"]
 
 STATE_TABLE = "_openfuse_state"
 QUARANTINE_TABLE = "_openfuse_quarantine"
@@ -30,6 +30,18 @@ class Disposition(StrEnum):
     OVERWRITE = "overwrite"  # staging table, swapped in atomically at commit
     APPEND = "append"
     MERGE = "merge"  # upsert on primary key, newest cursor wins
+    #: Delete the rows of one cursor range, then append the range as read again, in one
+    #: transaction (a time partition's refresh); only loaders with ``replaces_ranges``.
+    REPLACE_RANGE = "replace_range"
+
+
+@dataclass(frozen=True)
+class CursorRange:
+    """The rows with ``start <= field < end`` (cursor values as stored in stream state)."""
+
+    field: str
+    start: Cursor
+    end: Cursor
 
 
 @dataclass(frozen=True)
@@ -52,6 +64,8 @@ class WriteJob:
     primary_key: tuple[str, ...] = ()
     cursor_field: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: With :attr:`Disposition.REPLACE_RANGE`: the range whose rows the load replaces.
+    replace_range: CursorRange | None = None
 
 
 class LoadTransaction(ABC):
@@ -96,6 +110,9 @@ class Loader(ABC):
     config_model: ClassVar[type[ConnectorConfig]]
     required_feature: ClassVar[str | None] = None
     passthrough_formats: ClassVar[frozenset[str]] = frozenset()
+    #: The loader handles :attr:`Disposition.REPLACE_RANGE`: its transaction deletes the rows of
+    #: ``job.replace_range`` from an existing table before the load's rows go in.
+    replaces_ranges: ClassVar[bool] = False
 
     def __init__(self, config: ConnectorConfig):
         self.config = config

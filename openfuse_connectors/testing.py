@@ -39,9 +39,10 @@ import pytest
 from openfuse_connectors.catalog import StreamInfo, cursor_candidates
 from openfuse_connectors.config import ConnectorConfig
 from openfuse_connectors.connector import Connector
-from openfuse_connectors.engine import run_pipeline
+from openfuse_connectors.engine import run_pipeline, run_stream
 from openfuse_connectors.errors import ConfigError, RetriableError
 from openfuse_connectors.extractor import Extractor
+from openfuse_connectors.loader import CursorRange
 from openfuse_connectors.registry import Registry
 from openfuse_connectors.spec import PipelineSpec, StreamSpec, SyncMode, parse_pipeline
 from openfuse_connectors.state import Cursor, StreamState
@@ -226,6 +227,57 @@ class DestinationConformance:
         assert self.run(registry, spec).rows_written == 0
         assert [i for i, _ in self.table(registry, destination_config)] == list(range(1, 10))
 
+    def test_replace_range_swaps_exactly_one_cursor_range(
+        self, registry: Registry, destination_config: dict[str, Any], dataset: str
+    ) -> None:
+        """With ``replaces_ranges``: a load with ``replace_range`` removes the table's rows of that
+        range (also rows gone from the source), keeps every other row, and is atomic. Without it,
+        the engine refuses such a load with a ConfigError naming ``full_refresh``."""
+        spec = self.pipeline(
+            dataset, destination_config, mode="incremental_append", cursor_field="updated_at"
+        )
+        stream = spec.streams[0]
+        MemorySource.put(dataset, "items", sample_rows(range(1, 10)))
+        assert self.run(registry, spec).rows_written == 9
+
+        def at(seconds: int) -> Cursor:
+            return Cursor.from_scalar(
+                "updated_at",
+                pa.scalar(_T0 + dt.timedelta(seconds=seconds), SAMPLE_SCHEMA.field("updated_at").type),
+            )
+
+        span = CursorRange("updated_at", at(3), at(6))  # ids 3, 4, 5
+        # The source's rows of the range now: 3 and 5 changed, 4 deleted.
+        MemorySource.put(dataset, "items", sample_rows([3, 5], version=1), batch_rows=1)
+        before = self.table(registry, destination_config)
+
+        def replace(fail_after: int | None = None) -> Any:
+            src = {
+                "dataset": dataset,
+                **({"fail_after_batches": fail_after} if fail_after is not None else {}),
+            }
+            ex = registry.extractor("memory", src)
+            loader = registry.loader(self.connector, destination_config)
+            try:
+                return run_stream(spec, stream, ex, loader, registry=registry, replace_range=span)
+            finally:
+                ex.close()
+                loader.close()
+
+        if not registry.loader(self.connector, destination_config).replaces_ranges:
+            with pytest.raises(ConfigError) as ei:
+                replace()
+            assert ei.value.field == "full_refresh"
+            assert self.table(registry, destination_config) == before
+            return
+        with pytest.raises(RetriableError):
+            replace(fail_after=1)
+        assert self.table(registry, destination_config) == before  # the delete rolled back too
+        r = replace()
+        assert r.ok and r.rows_written == 2 and r.disposition == "replace_range", r.error
+        want = sample_rows([1, 2, 6, 7, 8, 9]) + sample_rows([3, 5], version=1)
+        assert self.table(registry, destination_config) == sorted((w["id"], w["name"]) for w in want)
+
     def test_incremental_dedupe_newest_wins(
         self, registry: Registry, destination_config: dict[str, Any], dataset: str
     ) -> None:
@@ -341,3 +393,31 @@ class SourceConformance:
         state = StreamState(cursor=Cursor.from_scalar("updated_at", at))
         rows = [r for b in ex.read(spec, state) for r in b.to_pylist()]
         assert sorted(r["id"] for r in rows) == [6, 7, 8, 9, 10]
+
+    def test_bounded_read_stops_before_the_cursor_end(self, source: tuple[dict[str, Any], str]) -> None:
+        """Extractors declaring ``bounded_reads`` honour ``cursor_end`` (exclusive) alone and
+        together with a stored cursor. One that takes ``cursor_end`` without declaring it would
+        never be handed the bound (partitions would read to the end of the table, then filter)."""
+        import inspect
+
+        config, name = source
+        ex = self.extractor(config)
+        if not ex.bounded_reads:
+            assert "cursor_end" not in inspect.signature(ex.read).parameters, (
+                f"{type(ex).__name__}.read takes cursor_end but the class does not set bounded_reads = True"
+            )
+            return
+        spec = StreamSpec(name=name, mode=SyncMode.INCREMENTAL_APPEND, cursor_field="updated_at")
+        cursor_type = ex.stream_info(spec).schema.field("updated_at").type
+
+        def at(seconds: int) -> Cursor:
+            value = pa.scalar(_T0 + dt.timedelta(seconds=seconds), pa.timestamp("us", tz="UTC"))
+            return Cursor.from_scalar("updated_at", value.cast(cursor_type))
+
+        def ids(state: StreamState | None, end: Cursor) -> list[int]:
+            read = ex.read(spec, state, batch_size=3, cursor_end=end)  # type: ignore[call-arg]
+            return sorted(r["id"] for b in read for r in b.to_pylist())
+
+        assert ids(None, at(4)) == [1, 2, 3]
+        assert ids(StreamState(cursor=at(3)), at(8)) == [3, 4, 5, 6, 7]
+        assert ids(StreamState(cursor=at(5)), at(5)) == []

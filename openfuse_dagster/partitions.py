@@ -35,12 +35,17 @@ source rows with ``start <= cursor_field < end``:
   like an unpartitioned incremental sync). A rerun picks up rows that arrived late inside the
   partition's range.
 * ``full_refresh`` on a partition re-reads the whole range: for ``incremental_dedupe`` it is
-  merged again (idempotent); for ``incremental_append`` it is refused (it would duplicate the
-  rows; replacing exactly one range needs a destination disposition the core does not have yet).
+  merged again (idempotent); for ``incremental_append`` the destination's rows of the range are
+  replaced by it in one transaction (``Disposition.REPLACE_RANGE``: rows changed or deleted at
+  the source inside the range are picked up), on destinations with ``replaces_ranges``
+  (PostgreSQL, DuckDB, SQLite); others refuse it rather than load the rows twice.
 
-Limits (see the report in the change description): the source is filtered to ``< end`` after
-reading (extractors take only a lower bound), and rows deleted from the source are not removed
-from the destination (as with any incremental sync).
+Both bounds go to the source when the extractor declares ``bounded_reads`` (PostgreSQL, MySQL,
+DuckDB, SQLite): a backfill of a year of daily partitions reads each day once instead of
+everything after it. Other sources are read from ``start`` and filtered to ``< end``.
+
+Limit: rows deleted from the source are not removed from the destination (as with any
+incremental sync).
 
 The jobs carry the run tag ``openfuse/lock = <pipeline>@<partition>``, so the instance's
 one-run-per-lock limit keeps two runs of one partition apart but lets partitions run in parallel.
@@ -69,7 +74,7 @@ from openfuse_connectors.catalog import StreamInfo
 from openfuse_connectors.engine import StreamResult
 from openfuse_connectors.errors import ConfigError
 from openfuse_connectors.extractor import Extractor
-from openfuse_connectors.loader import Loader, QuarantinedRow
+from openfuse_connectors.loader import CursorRange, Loader, QuarantinedRow
 from openfuse_connectors.registry import Registry
 from openfuse_connectors.spec import PipelineSpec, StreamSpec, SyncMode
 from openfuse_connectors.state import Cursor, StreamState
@@ -286,7 +291,7 @@ def cursor_bounds(field: pa.Field, start: dt.datetime, end: dt.datetime) -> tupl
         if start.time() != dt.time(0) or end.time() != dt.time(0):
             raise ConfigError(
                 f"cursor column {field.name!r} is a date; hourly partitions need a timestamp cursor",
-                field=f"tags.{PARTITION_TAG}",
+                field="partitions.granularity",
                 value="hourly",
             )
         return pa.scalar(start.date(), type=t), pa.scalar(end.date(), type=t)
@@ -301,8 +306,10 @@ class CursorRangeExtractor(Extractor):
     """Another extractor's stream, restricted to ``start <= cursor_field < end``.
 
     The lower bound is pushed down as a cursor (every extractor honours one); the upper bound
-    filters the batches before the engine sees them. ``reread`` reads from ``start`` even when
-    the partition has a stored cursor (a partition's full refresh).
+    too, as ``cursor_end``, to extractors with ``bounded_reads`` (the SQL sources), so a
+    partition reads only its range. The batches are filtered as well - for the others, and as a
+    guard. ``reread`` reads from ``start`` even when the partition has a stored cursor (a
+    partition's full refresh). ``rows_from_source`` counts what the inner extractor yielded.
     """
 
     passthrough_formats: ClassVar[frozenset[str]] = frozenset()  # a byte stream cannot be filtered
@@ -319,6 +326,7 @@ class CursorRangeExtractor(Extractor):
         self.reread = reread
         self._infos: dict[str, StreamInfo] = {}
         self.bounds: tuple[pa.Scalar, pa.Scalar] | None = None
+        self.rows_from_source = 0
 
     def check(self) -> None:
         self.inner.check()
@@ -348,7 +356,11 @@ class CursorRangeExtractor(Extractor):
         lo, hi = self.bounds
         if self.reread or state is None or state.cursor is None:
             state = StreamState(cursor=Cursor.from_scalar(self.field, lo))
-        for batch in self.inner.read(stream, state, batch_size=batch_size):
+        bound: dict[str, Any] = (
+            {"cursor_end": Cursor.from_scalar(self.field, hi)} if self.inner.bounded_reads else {}
+        )
+        for batch in self.inner.read(stream, state, batch_size=batch_size, **bound):
+            self.rows_from_source += batch.num_rows
             col = batch.column(self.field)
             keep = pc.fill_null(
                 pc.and_(pc.greater_equal(col, lo.cast(col.type)), pc.less(col, hi.cast(col.type))), False
@@ -384,23 +396,39 @@ def sync_partition(
 ) -> StreamResult:
     """Sync the rows of ``window`` of one stream (see the module docstring); raises on failure."""
     assert stream.cursor_field is not None  # checked by partitioning()
+    span: CursorRange | None = None
     if refresh and stream.mode is SyncMode.INCREMENTAL_APPEND:
-        raise ConfigError(
-            f"full_refresh of partition {window.key!r} of append stream {stream.name!r} would load its "
-            "rows a second time; rerun the partition without full_refresh (it loads only what is new), "
-            "or use incremental_dedupe with a primary key",
-            field="full_refresh",
-            value=True,
+        if not loader.replaces_ranges:
+            raise ConfigError(
+                f"full_refresh of partition {window.key!r} of append stream {stream.name!r} would load its "
+                f"rows a second time, and destination {loader.name!r} cannot replace a cursor range; rerun "
+                "the partition without full_refresh (it loads only what is new), or use "
+                "incremental_dedupe with a primary key",
+                field="full_refresh",
+                value=True,
+            )
+        # The partition's rows in the destination are replaced by its range read again, in one
+        # transaction: late changes and source-side deletions inside the range are picked up.
+        lo, hi = cursor_bounds(
+            extractor.stream_info(stream).schema.field(stream.cursor_field), window.start, window.end
+        )
+        span = CursorRange(
+            stream.cursor_field,
+            Cursor.from_scalar(stream.cursor_field, lo),
+            Cursor.from_scalar(stream.cursor_field, hi),
         )
     ranged = CursorRangeExtractor(extractor, stream.cursor_field, window.start, window.end, reread=refresh)
     pstream = partition_stream(stream, window.key)
     log.info(
         f"partition {window.key}: stream {stream.name!r} rows with {window.start.isoformat()} <= "
-        f"{stream.cursor_field} < {window.end.isoformat()}" + (" (whole range again)" if refresh else "")
+        f"{stream.cursor_field} < {window.end.isoformat()}"
+        + (" (replacing the range)" if span else " (whole range again)" if refresh else "")
     )
     existed = loader.table_schema(stream.table) is not None
     try:
-        return sync_stream(pipeline, pstream, ranged, loader, log=log, run_id=run_id, registry=registry)
+        return sync_stream(
+            pipeline, pstream, ranged, loader, log=log, run_id=run_id, registry=registry, replace_range=span
+        )
     except Exception as e:
         # Partitions loading in parallel into a table that does not exist yet race to create it;
         # the loser's transaction rolled back whole, so loading it again is safe.
@@ -410,4 +438,6 @@ def sync_partition(
             f"partition {window.key}: table {stream.table!r} was created by a parallel load "
             f"({type(e).__name__}); loading again"
         )
-        return sync_stream(pipeline, pstream, ranged, loader, log=log, run_id=run_id, registry=registry)
+        return sync_stream(
+            pipeline, pstream, ranged, loader, log=log, run_id=run_id, registry=registry, replace_range=span
+        )

@@ -32,7 +32,7 @@ from openfuse_connectors.catalog import native_type
 from openfuse_connectors.engine import StreamResult, disposition_for, run_stream
 from openfuse_connectors.errors import ConfigError, FatalError
 from openfuse_connectors.extractor import Extractor
-from openfuse_connectors.loader import Loader
+from openfuse_connectors.loader import CursorRange, Loader
 from openfuse_connectors.registry import Registry
 from openfuse_connectors.spec import PipelineSpec, RetrySpec, StreamSpec
 from openfuse_dagster.governance import gate_for, record_decisions
@@ -160,6 +160,7 @@ def sync_stream(
     run_id: str,
     full_refresh: bool = False,
     registry: Registry | None = None,
+    replace_range: CursorRange | None = None,
 ) -> StreamResult:
     """Run one stream through the engine (streamed, exactly once); raises on failure."""
     how = stream.mode.value + (", full refresh" if full_refresh else "")
@@ -191,6 +192,7 @@ def sync_stream(
         full_refresh=full_refresh,
         run_id=run_id,
         progress=_Progress(log),
+        replace_range=replace_range,
     )
     result.annotations.update(grant.metadata() if grant is not None else {"policy_enforcement": "off"})
     log.info(
@@ -233,7 +235,7 @@ def materialization_metadata(
         "bytes_written": MetadataValue.int(result.bytes_written),
         "duration_seconds": MetadataValue.float(round(result.seconds, 3)),
         "mode": MetadataValue.text(result.mode),
-        "disposition": MetadataValue.text(disposition_for(stream, full_refresh).value),
+        "disposition": MetadataValue.text(result.disposition or disposition_for(stream, full_refresh).value),
         "cursor_field": MetadataValue.text(stream.cursor_field or ""),
         "cursor_before": _cursor(result.cursor_before),
         "cursor_after": _cursor(result.cursor_after),

@@ -21,7 +21,7 @@ from openfuse_connectors.catalog import StreamInfo, cursor_candidates
 from openfuse_connectors.errors import ConfigError
 from openfuse_connectors.extractor import Extractor, _select
 from openfuse_connectors.spec import StreamSpec
-from openfuse_connectors.state import StreamState
+from openfuse_connectors.state import Cursor, StreamState
 
 if TYPE_CHECKING:
     import duckdb
@@ -41,6 +41,7 @@ class DuckDBExtractor(Extractor):
     """Tables and views of a DuckDB database file, read as Arrow."""
 
     name = "duckdb"
+    bounded_reads = True
     config_model = DuckDBConfig
     config: DuckDBConfig
 
@@ -93,21 +94,34 @@ class DuckDBExtractor(Extractor):
         return _select(info, stream)
 
     def read(
-        self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000
+        self,
+        stream: StreamSpec,
+        state: StreamState | None,
+        *,
+        batch_size: int = 100_000,
+        cursor_end: Cursor | None = None,
     ) -> Iterator[pa.RecordBatch]:
         info = self.stream_info(stream)
         schema, table = split_stream(stream.name, self.config.schema_name)
         sql = f"SELECT {select_list(info.schema)} FROM {qname(schema, table)}"
-        cursor = None
-        if state and state.cursor and stream.cursor_field:
-            # The cursor goes in as a typed Arrow value: no text round trip, no time zone surprises.
+        bounds: dict[str, pa.Table] = {}
+        conds = []
+        for name, op, c in (
+            ("_openfuse_cursor", ">=", state.cursor if state else None),
+            ("_openfuse_cursor_end", "<", cursor_end),
+        ):
+            if c is None or not stream.cursor_field:
+                continue
+            # The bound goes in as a typed Arrow value: no text round trip, no time zone surprises.
             col_type = info.schema.field(stream.cursor_field).type
-            cursor = pa.table({"v": pa.array([state.cursor.to_scalar().cast(col_type)])})
-            sql += f" WHERE {qi(stream.cursor_field)} >= (SELECT v FROM _openfuse_cursor)"
+            bounds[name] = pa.table({"v": pa.array([c.to_scalar().cast(col_type)])})
+            conds.append(f"{qi(stream.cursor_field)} {op} (SELECT v FROM {name})")
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
         con = self._connect()
         try:
-            if cursor is not None:
-                con.register("_openfuse_cursor", cursor)
+            for name, value in bounds.items():
+                con.register(name, value)
             reader = con.sql(sql).to_arrow_reader(batch_size)
             for batch in reader:
                 yield from_duckdb(batch, info.schema)

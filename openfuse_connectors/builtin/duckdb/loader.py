@@ -62,6 +62,7 @@ class DuckDBLoader(Loader):
     """DuckDB tables, loaded from Arrow; data and state commit together."""
 
     name = "duckdb"
+    replaces_ranges = True
     config_model = DuckDBConfig
     config: DuckDBConfig
 
@@ -165,6 +166,8 @@ class _DuckDBLoad(LoadTransaction):
             self._create(self.job.table, schema)
         else:
             self._evolve(existing, schema)
+            if self.job.disposition is Disposition.REPLACE_RANGE:
+                self._delete_range(schema)
         if self.merge:
             cols = ", ".join(qi(f.name) for f in schema)
             self._exec(
@@ -174,6 +177,28 @@ class _DuckDBLoad(LoadTransaction):
     def _create(self, table: str, schema: pa.Schema) -> None:
         cols = ", ".join(f"{qi(f.name)} {column_type(f, json=self.json)}" for f in schema)
         self._exec(f"CREATE TABLE {qname(self.schema_name, table)} ({cols})")
+
+    def _delete_range(self, schema: pa.Schema) -> None:
+        """The rows of the replaced range go, in this transaction (the load puts the range back)."""
+        r = self.job.replace_range
+        assert r is not None and self.con is not None
+        t = schema.field(r.field).type
+        # The bounds go in as typed Arrow values, as the extractor's cursor does.
+        view = f"_openfuse_range_{self.suffix}"
+        self.con.register(
+            view,
+            pa.table(
+                {"lo": pa.array([r.start.to_scalar().cast(t)]), "hi": pa.array([r.end.to_scalar().cast(t)])}
+            ),
+        )
+        try:
+            col = qi(r.field)
+            self._exec(
+                f"DELETE FROM {qname(self.schema_name, self.job.table)} "
+                f"WHERE {col} >= (SELECT lo FROM {qi(view)}) AND {col} < (SELECT hi FROM {qi(view)})"
+            )
+        finally:
+            self.con.unregister(view)
 
     def _evolve(self, existing: pa.Schema, schema: pa.Schema) -> None:
         t = qname(self.schema_name, self.job.table)

@@ -43,7 +43,7 @@ from openfuse_connectors.errors import ConfigError, OpenFuseError, SourceUnreach
 from openfuse_connectors.extractor import Extractor, _select
 from openfuse_connectors.loader import QuarantinedRow
 from openfuse_connectors.spec import StreamSpec
-from openfuse_connectors.state import StreamState
+from openfuse_connectors.state import Cursor, StreamState
 
 __all__ = ["BATCH_BYTES", "MySQLExtractor"]
 
@@ -82,6 +82,7 @@ class MySQLExtractor(Extractor):
     name = "mysql"
     config_model = MySQLConfig
     config: MySQLConfig
+    bounded_reads = True
 
     def __init__(self, config: MySQLConfig):
         super().__init__(config)
@@ -183,27 +184,40 @@ class MySQLExtractor(Extractor):
 
     # -- reading
 
-    def _select_sql(self, stream: StreamSpec, info: StreamInfo, state: StreamState | None) -> str:
+    def _select_sql(
+        self, stream: StreamSpec, info: StreamInfo, state: StreamState | None, end: Cursor | None = None
+    ) -> str:
         cols = ", ".join(select_expr(f.name, native_type(f) or "") for f in info.schema)
         sql = f"SELECT {cols} FROM {qname(info.extra['database'], info.extra['table'])}"
-        if state and state.cursor and stream.cursor_field:
+        conds = []
+        for op, cursor in ((">=", state.cursor if state else None), ("<", end)):
+            if cursor is None or not stream.cursor_field:
+                continue
             f = info.schema.field(stream.cursor_field)
             try:
-                value = state.cursor.to_scalar().cast(f.type)
+                value = cursor.to_scalar().cast(f.type)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                what = "stored cursor" if op == ">=" else "cursor end"
                 raise StateError(
-                    f"mysql: stored cursor {state.cursor.field}={state.cursor.value!r} "
-                    f"({state.cursor.type}) does not fit column {stream.cursor_field!r} ({f.type}) "
+                    f"mysql: {what} {cursor.field}={cursor.value!r} "
+                    f"({cursor.type}) does not fit column {stream.cursor_field!r} ({f.type}) "
                     f"of stream {stream.name!r}; run a full refresh: {e}"
                 ) from e
-            sql += f" WHERE {cursor_condition(stream.cursor_field, value)}"
+            conds.append(cursor_condition(stream.cursor_field, value, op))  # type: ignore[arg-type]
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
         return sql
 
     def read(
-        self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000
+        self,
+        stream: StreamSpec,
+        state: StreamState | None,
+        *,
+        batch_size: int = 100_000,
+        cursor_end: Cursor | None = None,
     ) -> Iterator[pa.RecordBatch]:
         info = self.stream_info(stream)
-        sql = self._select_sql(stream, info, state)
+        sql = self._select_sql(stream, info, state, cursor_end)
         self._rejects = []
         conn = connect(self.config, raw=True)
         thread_id = conn.thread_id()

@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -99,8 +99,9 @@ def qname(database: str, table: str) -> str:
     return f"{qi(database)}.{qi(table)}"
 
 
-def cursor_condition(column: str, scalar: pa.Scalar) -> str:
-    """``column >= value`` for an incremental read, with the value typed like the column.
+def cursor_condition(column: str, scalar: pa.Scalar, op: Literal[">=", "<"] = ">=") -> str:
+    """``column >= value`` for an incremental read (``op="<"``: a read's exclusive upper bound),
+    with the value typed like the column.
 
     Integers and decimals are written as numbers (a quoted number would compare as a double and
     lose precision above 2**53); temporal values as typed literals in UTC (the session's zone).
@@ -110,26 +111,26 @@ def cursor_condition(column: str, scalar: pa.Scalar) -> str:
     t = scalar.type
     col = qi(column)
     if not scalar.is_valid:
-        raise StateError(f"stored cursor of column {column!r} is NULL; run a full refresh")
+        raise StateError(f"cursor bound of column {column!r} is NULL; run a full refresh")
     if pa.types.is_integer(t):
-        return f"{col} >= {int(scalar.as_py())}"
+        return f"{col} {op} {int(scalar.as_py())}"
     if pa.types.is_decimal(t):
-        return f"{col} >= {format(scalar.as_py(), 'f')}"
+        return f"{col} {op} {format(scalar.as_py(), 'f')}"
     if pa.types.is_floating(t):
-        return f"{col} >= {float(scalar.as_py())!r}"
+        return f"{col} {op} {float(scalar.as_py())!r}"
     if pa.types.is_boolean(t):
-        return f"{col} >= {1 if scalar.as_py() else 0}"
+        return f"{col} {op} {1 if scalar.as_py() else 0}"
     if pa.types.is_timestamp(t):
         # A zoned value renders as its UTC wall time, which is how the UTC session compares it.
-        return f"{col} >= TIMESTAMP'{scalar.cast(pa.timestamp('us')).cast(pa.string()).as_py()}'"
+        return f"{col} {op} TIMESTAMP'{scalar.cast(pa.timestamp('us')).cast(pa.string()).as_py()}'"
     if pa.types.is_date(t):
-        return f"{col} >= DATE'{scalar.cast(pa.string()).as_py()}'"
+        return f"{col} {op} DATE'{scalar.cast(pa.string()).as_py()}'"
     if pa.types.is_time(t):
-        return f"{col} >= TIME'{scalar.cast(pa.string()).as_py()}'"
+        return f"{col} {op} TIME'{scalar.cast(pa.string()).as_py()}'"
     if pa.types.is_binary(t) or pa.types.is_large_binary(t):
-        return f"{col} >= X'{bytes(scalar.as_py()).hex()}'"
+        return f"{col} {op} X'{bytes(scalar.as_py()).hex()}'"
     text = str(scalar.cast(pa.string()).as_py())
-    return f"CAST({col} AS BINARY) >= X'{text.encode('utf-8').hex()}'"
+    return f"CAST({col} AS BINARY) {op} X'{text.encode('utf-8').hex()}'"
 
 
 # -- type mapping

@@ -31,7 +31,7 @@ from openfuse_connectors.errors import ConfigError
 from openfuse_connectors.extractor import Extractor
 from openfuse_connectors.loader import QuarantinedRow
 from openfuse_connectors.spec import StreamSpec
-from openfuse_connectors.state import StreamState
+from openfuse_connectors.state import Cursor, StreamState
 
 PASSTHROUGH = "postgres_binary_copy"
 
@@ -56,6 +56,7 @@ class PostgresExtractor(Extractor):
     name = "postgres"
     config_model = PostgresConfig
     passthrough_formats: ClassVar[frozenset[str]] = frozenset({PASSTHROUGH})
+    bounded_reads: ClassVar[bool] = True
     config: PostgresConfig
 
     def __init__(self, config: PostgresConfig):
@@ -105,7 +106,9 @@ class PostgresExtractor(Extractor):
 
         return _select(found[0], stream)
 
-    def _select_sql(self, stream: StreamSpec, info: StreamInfo, state: StreamState | None) -> str:
+    def _select_sql(
+        self, stream: StreamSpec, info: StreamInfo, state: StreamState | None, end: Cursor | None = None
+    ) -> str:
         schema, table = split_stream(stream.name)
         exprs = [
             select_expr(f.name, (native_type(f) or "text").removeprefix("postgres:")) for f in info.schema
@@ -117,7 +120,11 @@ class PostgresExtractor(Extractor):
                 exprs.append(f"{rej} AS {qi(f'{_REJECT}{i}')}")
         cols = ", ".join(exprs)
         sql = f"SELECT {cols} FROM {qname(schema, table)}"
-        if state and state.cursor and stream.cursor_field:
+        bounds = [(">=", state.cursor if state else None), ("<", end)]
+        conds = []
+        for op, cursor in bounds:
+            if cursor is None or not stream.cursor_field:
+                continue
             # Inlined as a typed literal, not bound: ADBC only streams batches for unbound queries.
             f = info.schema.field(stream.cursor_field)
             pg_type = (native_type(f) or "text").removeprefix("postgres:")
@@ -125,14 +132,21 @@ class PostgresExtractor(Extractor):
             if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
                 # Byte order, as the engine orders cursors; a linguistic collation would skip rows.
                 col += ' COLLATE "C"'
-            sql += f" WHERE {col} >= {lit(state.cursor.value)}::{pg_type}"
+            conds.append(f"{col} {op} {lit(cursor.value)}::{pg_type}")
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
         return sql
 
     def read(
-        self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000
+        self,
+        stream: StreamSpec,
+        state: StreamState | None,
+        *,
+        batch_size: int = 100_000,
+        cursor_end: Cursor | None = None,
     ) -> Iterator[pa.RecordBatch]:
         info = self.stream_info(stream)
-        sql = self._select_sql(stream, info, state)
+        sql = self._select_sql(stream, info, state, cursor_end)
         target = info.schema
         conn = connect_adbc(self.config)
         try:

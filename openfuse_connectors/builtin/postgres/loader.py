@@ -57,6 +57,7 @@ class PostgresLoader(Loader):
     name = "postgres"
     config_model = PostgresConfig
     passthrough_formats: ClassVar[frozenset[str]] = frozenset({PASSTHROUGH})
+    replaces_ranges: ClassVar[bool] = True
     config: PostgresConfig
 
     _bootstrapped = False
@@ -197,6 +198,8 @@ class _PgLoad(LoadTransaction):
             self.created = True
         else:
             self._evolve(existing, schema)
+            if self.job.disposition is Disposition.REPLACE_RANGE:
+                self._delete_range(schema)
         # Append straight into the table when every column is the type the binary writer emits.
         self.direct = (
             self.job.disposition is not Disposition.MERGE
@@ -206,6 +209,21 @@ class _PgLoad(LoadTransaction):
                 or self.job.disposition is Disposition.OVERWRITE
                 or all(column_type(f) == column_type(existing.field(f.name)) for f in schema)
             )
+        )
+
+    def _delete_range(self, schema: pa.Schema) -> None:
+        """The rows of the replaced range go, in this transaction (the load puts the range back)."""
+        r = self.job.replace_range
+        assert r is not None
+        pg_type = column_type(schema.field(r.field))
+        col = qi(r.field)
+        if pa.types.is_string(schema.field(r.field).type) or pa.types.is_large_string(
+            schema.field(r.field).type
+        ):
+            col += ' COLLATE "C"'  # byte order, as the engine and the extractors order cursors
+        self._exec(
+            f"DELETE FROM {qname(self.schema_name, self.job.table)} WHERE {col} >= {lit(r.start.value)}::{pg_type} "
+            f"AND {col} < {lit(r.end.value)}::{pg_type}"
         )
 
     def _create(self, table: str, schema: pa.Schema) -> None:

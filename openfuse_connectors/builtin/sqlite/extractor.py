@@ -20,7 +20,7 @@ from openfuse_connectors.catalog import StreamInfo, cursor_candidates
 from openfuse_connectors.errors import ConfigError
 from openfuse_connectors.extractor import Extractor, _select
 from openfuse_connectors.spec import StreamSpec
-from openfuse_connectors.state import StreamState
+from openfuse_connectors.state import Cursor, StreamState
 
 if TYPE_CHECKING:
     import sqlite3
@@ -36,6 +36,7 @@ class SQLiteExtractor(Extractor):
     """Tables and views of a SQLite database file."""
 
     name = "sqlite"
+    bounded_reads = True
     config_model = SQLiteConfig
     config: SQLiteConfig
 
@@ -79,28 +80,36 @@ class SQLiteExtractor(Extractor):
         return _select(info, stream)
 
     def read(
-        self, stream: StreamSpec, state: StreamState | None, *, batch_size: int = 100_000
+        self,
+        stream: StreamSpec,
+        state: StreamState | None,
+        *,
+        batch_size: int = 100_000,
+        cursor_end: Cursor | None = None,
     ) -> Iterator[pa.RecordBatch]:
         info = self.stream_info(stream)
         schema = info.schema
         sql = f"SELECT {', '.join(qi(n) for n in schema.names)} FROM {qi(stream.name)}"
-        params: tuple[Any, ...] = ()
-        if state and state.cursor and stream.cursor_field:
+        params: list[Any] = []
+        conds = []
+        for op, c in ((">=", state.cursor if state else None), ("<", cursor_end)):
+            if c is None or not stream.cursor_field:
+                continue
             t = schema.field(stream.cursor_field).type
-            # Bind the cursor the way the loader stores values, so text timestamps compare as text.
-            [value] = to_sqlite(
-                pa.array([state.cursor.to_scalar().cast(t)]), t, table=stream.name, column="cursor"
-            )
+            # Bind the bound the way the loader stores values, so text timestamps compare as text.
+            [value] = to_sqlite(pa.array([c.to_scalar().cast(t)]), t, table=stream.name, column="cursor")
             col = qi(stream.cursor_field)
-            sql += (
-                f" WHERE CAST({col} AS NUMERIC) >= CAST(? AS NUMERIC)"
+            conds.append(
+                f"CAST({col} AS NUMERIC) {op} CAST(? AS NUMERIC)"
                 if pa.types.is_decimal(t)
-                else f" WHERE {col} >= ?"
+                else f"{col} {op} ?"
             )
-            params = (value,)
+            params.append(value)
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
         con = self._connect()
         try:
-            cur = con.execute(sql, params)
+            cur = con.execute(sql, tuple(params))
             while rows := cur.fetchmany(batch_size):
                 columns = list(zip(*rows, strict=True))
                 arrays = [from_sqlite(list(c), f.type) for c, f in zip(columns, schema, strict=True)]

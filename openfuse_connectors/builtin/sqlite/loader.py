@@ -73,6 +73,7 @@ class SQLiteLoader(Loader):
     """SQLite tables; data and state commit together."""
 
     name = "sqlite"
+    replaces_ranges = True
     config_model = SQLiteConfig
     config: SQLiteConfig
 
@@ -185,6 +186,8 @@ class _SQLiteLoad(LoadTransaction):
             self._create(self.job.table, self.key)
         else:
             self._evolve(existing)
+            if self.job.disposition is Disposition.REPLACE_RANGE:
+                self._delete_range(schema)
         if self.upsert and not has_unique(self.con, self.dest, self.job.primary_key):
             self._add_unique_key()
         names = schema.names
@@ -192,6 +195,23 @@ class _SQLiteLoad(LoadTransaction):
         self.insert_sql = f"INSERT INTO {qi(self.dest)} ({cols}) VALUES ({', '.join('?' for _ in names)})"
         if self.upsert:
             self.insert_sql += self._on_conflict(names)
+
+    def _delete_range(self, schema: pa.Schema) -> None:
+        """The rows of the replaced range go, in this transaction (the load puts the range back).
+        The bounds are bound the way the rows are stored, so text timestamps compare as text."""
+        r = self.job.replace_range
+        assert r is not None
+        t = schema.field(r.field).type
+        lo, hi = (
+            to_sqlite(pa.array([c.to_scalar().cast(t)]), t, table=self.job.table, column=r.field)[0]
+            for c in (r.start, r.end)
+        )
+        col = qi(r.field)
+        if pa.types.is_decimal(t):
+            where = f"CAST({col} AS NUMERIC) >= CAST(? AS NUMERIC) AND CAST({col} AS NUMERIC) < CAST(? AS NUMERIC)"
+        else:
+            where = f"{col} >= ? AND {col} < ?"
+        self._exec(f"DELETE FROM {qi(self.job.table)} WHERE {where}", (lo, hi))
 
     def _create(self, table: str, key: tuple[str, ...]) -> None:
         assert self.target is not None and self.con is not None
