@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB_DEPS := web/node_modules/.package-lock.json
 export OPENFUSE_HOME ?= $(CURDIR)/.openfuse
 
 .DEFAULT_GOAL := help
@@ -18,9 +19,16 @@ $(STAMP): pyproject.toml constraints.txt deployments/local/install-system-deps.s
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	@touch $(STAMP)
 
-install: $(STAMP) ## Create .venv and install OpenFuse with test extras (pinned by constraints.txt)
+# The dashboard's npm packages, exactly as web/package-lock.json pins them (npm ci writes
+# node_modules/.package-lock.json, the stamp).
+$(WEB_DEPS): web/package.json web/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm (Node.js 20.9+) is needed for the dashboard in web/" >&2; exit 1; }
+	cd web && npm ci --no-audit --no-fund
+	@touch $(WEB_DEPS)
 
-demo: install ## Run the bundled demo pipeline on the embedded defaults (no server needed)
+install: $(STAMP) $(WEB_DEPS) ## Create .venv and install OpenFuse with test extras (pinned by constraints.txt), and web/'s npm packages
+
+demo: $(STAMP) ## Run the bundled demo pipeline on the embedded defaults (no server needed)
 	$(BIN)/python -m openfuse_connectors.demo
 
 services: ## Make sure PostgreSQL, Redis and MariaDB are up (starts them when they are down)
