@@ -152,13 +152,25 @@ def dev(
     logs: Annotated[
         Path | None, typer.Option(help="Write each process's output to <name>.log in this folder.")
     ] = None,
+    api: Annotated[bool, typer.Option(help="Also run the OpenFuse API (port OPENFUSE_API_PORT).")] = True,
+    dashboard: Annotated[
+        bool | None,
+        typer.Option(
+            help="Also run the dashboard (web/, port OPENFUSE_DASHBOARD_PORT; needs the API). "
+            "Default: when web/ has its npm packages."
+        ),
+    ] = None,
 ) -> None:
-    """Run the Dagster webserver and daemon on the configured instance until Ctrl-C."""
+    """Run the Dagster webserver and daemon on the configured instance, the API and the
+    dashboard, until Ctrl-C."""
     from openfuse_dagster.processes import Supervisor
 
     settings = _settings(webserver_host=host, webserver_port=port)
     if workers and settings.executor_name != "celery":
         raise _fail(f"--workers needs the Celery executor; OPENFUSE_EXECUTOR is {settings.executor_name}")
+    web = _dashboard_argv(settings, wanted=dashboard) if dashboard is not False else None
+    if web is not None and not api:
+        raise _fail("the dashboard talks to the API only: drop --no-api, or add --no-dashboard")
     env = _prepare(settings)
     pipelines = settings.resolved_pipelines_dir
     if not pipelines.is_dir():
@@ -166,16 +178,24 @@ def dev(
     if logs is not None:
         logs.mkdir(parents=True, exist_ok=True)
     _init_storage(env)
+    h, p = settings.webserver_host, settings.webserver_port
+    url = f"http://{h}:{p}"
+    api_url = f"http://{h}:{settings.api_port}"
+    # The API drives runs through this webserver; the dashboard reaches the API only.
+    env |= {
+        "OPENFUSE_DAGSTER_GRAPHQL_URL": f"{url}/graphql",
+        "OPENFUSE_API_URL": api_url,
+        "NEXT_TELEMETRY_DISABLED": "1",
+    }
     sup = Supervisor(env=env, say=_echo)
     location = ["-m", CODE_LOCATION_MODULE]
-    h, p = settings.webserver_host, settings.webserver_port
     try:
-        webserver = sup.start(
+        sup.start(
             "webserver",
             [_exe("dagster-webserver"), *location, "-h", h, "-p", str(p)],
             log_path=logs / "webserver.log" if logs else None,
         )
-        daemon = sup.start(
+        sup.start(
             "daemon",
             [_exe("dagster-daemon"), "run", *location],
             log_path=logs / "daemon.log" if logs else None,
@@ -186,25 +206,89 @@ def dev(
                 _worker_argv(settings, f"openfuse-dev-{i + 1}"),
                 log_path=logs / f"worker-{i + 1}.log" if logs else None,
             )
+        if api:
+            sup.start(
+                "api",
+                [_exe("openfuse"), "api", "--host", h, "--port", str(settings.api_port)],
+                log_path=logs / "api.log" if logs else None,
+            )
+        if web is not None:
+            sup.start("dashboard", web[0], log_path=logs / "dashboard.log" if logs else None)
     except BaseException:
         sup.stop(grace_seconds=5)
         raise
-    url = f"http://{h}:{p}"
     _echo(f"OpenFuse on Dagster ({settings.deployment}, {settings.executor_name} executor)")
     _echo(f"  DAGSTER_HOME  {settings.resolved_dagster_home}")
     _echo(f"  pipelines     {pipelines}")
     _echo(f"  Dagster UI    {url}")
     _echo(f"  GraphQL API   {url}/graphql")
-    _echo(f"  webserver     pid {webserver.pid}")
-    _echo(f"  daemon        pid {daemon.pid}")
-    for c in sup.children[2:]:
-        _echo(f"  {c.name:<13} pid {c.pid} (queue {settings.celery_queue})")
+    if api:
+        _echo(f"  OpenFuse API  {api_url}/api/v1 (OpenAPI {api_url}/docs, GraphQL {api_url}/graphql)")
+    if web is not None:
+        _echo(f"  dashboard     http://{h}:{settings.dashboard_port} ({web[1]})")
+    for c in sup.children:
+        extra = f" (queue {settings.celery_queue})" if c.name.startswith("worker-") else ""
+        _echo(f"  {c.name:<13} pid {c.pid}{extra}")
     ready, error = _wait_ready(url, sup, timeout=180)
     if error:
         _echo(f"warning: the code location did not load: {error}")
+    if ready and api:
+        ready = _wait_http(f"{api_url}/healthz", sup, timeout=60)
+    if ready and web is not None:
+        ready = _wait_http(f"http://{h}:{settings.dashboard_port}/login", sup, timeout=180)
     if ready:
         _echo(f"ready: {url} (Ctrl-C stops everything)")
     raise typer.Exit(sup.run())
+
+
+def _dashboard_argv(settings: Settings, *, wanted: bool | None) -> tuple[list[str], str] | None:
+    """How to run the dashboard (``next start`` of a production build, else ``next dev``), or
+    None when it cannot run here and was not asked for explicitly (then it is an error)."""
+    import shutil
+
+    web = settings.resolved_web_dir
+    node = shutil.which("node")
+    cli = web / "node_modules" / "next" / "dist" / "bin" / "next" if web is not None else None
+    missing = (
+        "no dashboard folder (set OPENFUSE_WEB_DIR to web/)"
+        if web is None
+        else "Node.js (node) is not on PATH"
+        if node is None
+        else f"{web}/node_modules is missing (run `make install`, or `npm ci` in {web})"
+        if cli is None or not cli.is_file()
+        else None
+    )
+    if missing is not None:
+        if wanted:
+            raise _fail(f"--dashboard: {missing}")
+        _echo(f"note: not starting the dashboard: {missing}")
+        return None
+    assert web is not None and node is not None and cli is not None
+    built = (web / ".next" / "BUILD_ID").is_file()
+    mode = "start" if built else "dev"
+    how = "production build" if built else "next dev: no build in web/.next, pages compile on first visit"
+    host, port = settings.webserver_host, str(settings.dashboard_port)
+    return [node, str(cli), mode, str(web), "-H", host, "-p", port], how
+
+
+def _wait_http(url: str, sup: Supervisor, timeout: float) -> bool:
+    """Wait until ``url`` answers (any status below 500) while every child still runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(c.proc.poll() is not None for c in sup.children):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=10) as r:
+                if r.status < 500:
+                    return True
+        except urllib.error.HTTPError as e:
+            if e.code < 500:
+                return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    _echo(f"warning: {url} did not answer within {timeout:.0f}s")
+    return False
 
 
 def worker(

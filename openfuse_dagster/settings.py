@@ -20,6 +20,9 @@ OPENFUSE_CELERY_BROKER        Redis URL of the Celery broker (secret)     redis:
 OPENFUSE_CELERY_BACKEND       Redis URL of the result backend (secret)    the broker
 OPENFUSE_CELERY_QUEUE         queue the steps go to and workers read      openfuse
 OPENFUSE_CELERY_POLL_SECONDS  how often a run asks Redis for step results 0.1
+OPENFUSE_API_PORT             port of the API ``openfuse dev`` starts     8000
+OPENFUSE_DASHBOARD_PORT       port of the dashboard ``openfuse dev`` runs 3001
+OPENFUSE_WEB_DIR              the dashboard's folder (web/)               this checkout's web/
 OPENFUSE_WORKER_CONCURRENCY   step processes per worker                   Celery's (CPU count)
 OPENFUSE_RUN_RETRIES          automatic re-executions of a crashed run    2
 ============================  ==========================================  ====================
@@ -110,6 +113,19 @@ class Settings(BaseSettings):
     )
     webserver_host: str = "127.0.0.1"
     webserver_port: int = Field(default=3000, ge=1, le=65535)
+    api_port: int = Field(
+        default=8000,
+        ge=1,
+        le=65535,
+        description="Port of the API `openfuse dev` starts (as for `openfuse api`).",
+    )
+    dashboard_port: int = Field(
+        default=3001, ge=1, le=65535, description="Port of the dashboard `openfuse dev` starts."
+    )
+    web_dir: Path | None = Field(
+        default=None,
+        description="The dashboard's folder (web/ with its node_modules); default: web/ of this checkout, if any.",
+    )
 
     # -- derived
 
@@ -127,6 +143,14 @@ class Settings(BaseSettings):
             return self.dagster_home.expanduser().resolve()
         sub = "dagster" if self.deployment == "embedded" else "dagster-scaled"
         return self.resolved_home / sub
+
+    @property
+    def resolved_web_dir(self) -> Path | None:
+        """The dashboard's folder, when there is one (a source checkout, or OPENFUSE_WEB_DIR)."""
+        if self.web_dir is not None:
+            return self.web_dir.expanduser().resolve()
+        here = Path(__file__).resolve().parents[1] / "web"
+        return here if (here / "package.json").is_file() else None
 
     @property
     def executor_name(self) -> ExecutorName:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -140,11 +142,13 @@ def test_openfuse_dev_serves_the_code_location_and_ctrl_c_stops_every_process(tm
     pipes = tmp_path / "pipelines"
     pipes.mkdir()
     (pipes / "hello.yaml").write_text(textwrap.dedent(PIPELINE), encoding="utf-8")
-    port = free_port()
+    port, api_port, web_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENFUSE_", "DAGSTER_"))}
     env |= {
         "OPENFUSE_HOME": str(tmp_path / "of"),
         "OPENFUSE_PIPELINES_DIR": str(pipes),
+        "OPENFUSE_API_PORT": str(api_port),
+        "OPENFUSE_DASHBOARD_PORT": str(web_port),
         "OF_CLI_DSN": "postgresql://postgres@127.0.0.1:5432/not_connected_at_load",
     }
     # The real `openfuse` app, with the commands added the way the entry point adds them.
@@ -163,12 +167,24 @@ def test_openfuse_dev_serves_the_code_location_and_ctrl_c_stops_every_process(tm
             stderr=subprocess.STDOUT,
         )
     try:
-        text = wait_for("openfuse dev to be ready", lambda: _ready(log, proc), 120)
+        # The dashboard may have no production build yet (then `next dev` compiles on first visit).
+        text = wait_for("openfuse dev to be ready", lambda: _ready(log, proc), 300)
         assert f"Dagster UI    http://127.0.0.1:{port}" in text
         assert f"GraphQL API   http://127.0.0.1:{port}/graphql" in text
+        assert f"OpenFuse API  http://127.0.0.1:{api_port}/api/v1" in text
+        assert f"dashboard     http://127.0.0.1:{web_port}" in text
         assert f"DAGSTER_HOME  {tmp_path / 'of' / 'dagster'}" in text
-        pids = {name: int(pid) for name, pid in re.findall(r"(webserver|daemon)\s+pid (\d+)", text)}
-        assert set(pids) == {"webserver", "daemon"}
+        pids = {
+            name: int(pid) for name, pid in re.findall(r"(webserver|daemon|api|dashboard)\s+pid (\d+)", text)
+        }
+        assert set(pids) == {"webserver", "daemon", "api", "dashboard"}
+        # The API is migrated and reaches Dagster through this webserver (its readiness says so);
+        # the dashboard serves its login page and knows where the API is.
+        with urllib.request.urlopen(f"http://127.0.0.1:{api_port}/readyz", timeout=30) as r:
+            checks = json.loads(r.read())
+        assert r.status == 200, checks
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login", timeout=120) as r:
+            assert r.status == 200 and "OpenFuse" in r.read().decode()
         data = graphql(
             f"http://127.0.0.1:{port}",
             "{ repositoriesOrError { ... on RepositoryConnection { nodes { jobs { name } schedules { name } } } } }",
@@ -184,7 +200,7 @@ def test_openfuse_dev_serves_the_code_location_and_ctrl_c_stops_every_process(tm
         assert time.monotonic() - started < 30
         # The webserver, the daemon and the code servers they started are all gone.
         assert not [n for n, p in pids.items() if group_alive(p)]
-        assert "stopping webserver, daemon" in log.read_text()
+        assert "stopping webserver, daemon, api, dashboard" in log.read_text()
     finally:
         if proc.poll() is None:  # the test failed half-way: stop it the normal way, then the hard way
             tree = descendants(proc.pid)
