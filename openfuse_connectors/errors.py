@@ -60,6 +60,7 @@ class ConfigError(FatalError):
     def __init__(
         self, message: str, *, field: str | None = None, value: Any = None, source: str | None = None
     ):
+        self.message = message  # without the field/value/source suffix
         self.field = field
         self.value = value
         self.source = source

@@ -395,7 +395,7 @@ def parse_pipeline(data: Any, *, source: str = "<pipeline>") -> PipelineSpec:
     try:
         data = expand_env(data)
     except PipelineSpecError as e:
-        raise PipelineSpecError(str(e), field=e.field, source=source) from None
+        raise PipelineSpecError(e.message, field=e.field, value=e.value, source=source) from None
     try:
         return PipelineSpec.model_validate(data)
     except ValidationError as e:

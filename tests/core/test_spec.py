@@ -63,8 +63,9 @@ def test_env_vars_are_expanded_and_missing_ones_named(monkeypatch: pytest.Monkey
     assert parse_pipeline(data).source.config["dsn"] == "postgresql://u:hunter2@h/db"
     data["source"]["config"]["dsn"] = "postgresql://u:${OF_TEST_NOT_SET}@h/db"
     with pytest.raises(PipelineSpecError, match="OF_TEST_NOT_SET is not set") as ei:
-        parse_pipeline(data)
+        parse_pipeline(data, source="p.yaml")
     assert ei.value.field == "source.config.dsn"
+    assert str(ei.value).count("source.config.dsn") == 1 and str(ei.value).endswith(" in p.yaml")
     data["source"]["config"]["dsn"] = "${OF_TEST_NOT_SET:-fallback}"
     assert parse_pipeline(data).source.config["dsn"] == "fallback"
 
