@@ -79,6 +79,15 @@ class FieldError(BaseModel):
     value: Any = Field(default=None, description="The offending value, when short and not secret.")
 
 
+class PolicyDiagnostic(BaseModel):
+    """One of Cedar's diagnostics on a policy text it refused."""
+
+    message: str
+    policy_id: str | None
+    line: int | None
+    kind: str
+
+
 class ProblemPublic(BaseModel):
     """An RFC 9457 problem document."""
 
@@ -90,6 +99,15 @@ class ProblemPublic(BaseModel):
     detail: str | None = None
     instance: str | None = None
     errors: list[FieldError] | None = None
+    reasons: list[str] | None = Field(
+        default=None,
+        description="`403 forbidden`: why the policy engine denied - the determining policies "
+        "(`forbidden by <id>`), `no policy permits <action> (default deny)`, evaluation errors.",
+    )
+    diagnostics: list[PolicyDiagnostic] | None = Field(
+        default=None,
+        description="`422 policy-invalid`: Cedar's diagnostics on the refused text (line, policy id, kind).",
+    )
 
 
 class Problem(ApiError):

@@ -15,6 +15,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy import Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from api.errors import PolicyDiagnostic
 from api.models.base import BigIntPK, JSONType, UTCDateTime, utcnow
 
 __all__ = [
@@ -69,13 +70,6 @@ class PolicyVersionPublic(BaseModel):
         "their forbids are (a lapsed license never widens access)."
     )
     builtin_policy_ids: list[str] = PydanticField(description="The community policies, always in force.")
-
-
-class PolicyDiagnostic(BaseModel):
-    message: str
-    policy_id: str | None
-    line: int | None
-    kind: str
 
 
 class PolicyExplainRequest(BaseModel):

@@ -1,16 +1,12 @@
 // API errors as the dashboard shows them: RFC 9457 problem documents (`application/problem+json`).
 // Shared by server and client components, so nothing here may touch the session.
-import type { FieldError } from "./types";
+import type { FieldError, PolicyDiagnostic } from "./types";
 
-/** One Cedar diagnostic of a `422 policy-invalid` (an extra field of that problem). */
-export interface PolicyDiagnostic {
-  line: number | null;
-  policy_id: string | null;
-  kind: string;
-  message: string;
-}
+/** One Cedar diagnostic of a `422 policy-invalid` (a member of that problem document). */
+export type { PolicyDiagnostic };
 
-/** A problem document: the API's, or one the dashboard makes when the API gave none. */
+/** A problem document: the API's (`ProblemPublic`, read defensively: a proxy may answer instead),
+ * or one the dashboard makes when the API gave none. */
 export interface Problem {
   type: string;
   title: string;

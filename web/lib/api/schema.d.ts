@@ -1193,6 +1193,20 @@ export interface components {
             } | null;
         };
         /**
+         * PolicyDiagnostic
+         * @description One of Cedar's diagnostics on a policy text it refused.
+         */
+        PolicyDiagnostic: {
+            /** Kind */
+            kind: string;
+            /** Line */
+            line: number | null;
+            /** Message */
+            message: string;
+            /** Policy Id */
+            policy_id: string | null;
+        };
+        /**
          * PolicyExplainRequest
          * @description Ask why a request would be allowed or denied, under the workspace's policies in force.
          */
@@ -1330,10 +1344,20 @@ export interface components {
         ProblemPublic: {
             /** Detail */
             detail?: string | null;
+            /**
+             * Diagnostics
+             * @description `422 policy-invalid`: Cedar's diagnostics on the refused text (line, policy id, kind).
+             */
+            diagnostics?: components["schemas"]["PolicyDiagnostic"][] | null;
             /** Errors */
             errors?: components["schemas"]["FieldError"][] | null;
             /** Instance */
             instance?: string | null;
+            /**
+             * Reasons
+             * @description `403 forbidden`: why the policy engine denied - the determining policies (`forbidden by <id>`), `no policy permits <action> (default deny)`, evaluation errors.
+             */
+            reasons?: string[] | null;
             /** Status */
             status: number;
             /** Title */

@@ -20,6 +20,7 @@ export type PolicyVersion = Schemas["PolicyVersionPublic"];
 export type PolicyExplanation = Schemas["PolicyExplanation"];
 export type FieldError = Schemas["FieldError"];
 export type ProblemDocument = Schemas["ProblemPublic"];
+export type PolicyDiagnostic = Schemas["PolicyDiagnostic"];
 
 /** The license features the dashboard gates routes on (the keys of `GET /features`). */
 export type FeatureName = "abac" | "masking" | "audit_export";
