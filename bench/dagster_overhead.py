@@ -24,7 +24,8 @@ Measures, in one benchmark run, median of --repeat (default 3) runs each:
 
 Per-step overhead on Celery = (Celery wall time with 1 worker - in-process wall time) / steps:
 both run the steps one at a time in the same kind of run, so the difference is the dispatch
-through Redis, the worker's step set-up and the executor's 1 s polling tick. The event log gives
+through Redis, the worker's step set-up and the executor's polling tick (OPENFUSE_CELERY_POLL_SECONDS, 0.1 s;
+dagster-celery's own default is 1 s). The event log gives
 a second view: per step, time from "Submitting celery task" to STEP_SUCCESS minus the engine's
 own duration.
 
