@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml constraints.txt deployments/local/install-system-deps.s
 
 # The dashboard's npm packages, exactly as web/package-lock.json pins them (npm ci writes
 # node_modules/.package-lock.json, the stamp).
-$(WEB_DEPS): web/package.json web/package-lock.json
+$(WEB_DEPS): web/package.json web/package-lock.json deployments/local/install-system-deps.sh
+	@bash deployments/local/install-system-deps.sh --web
 	@command -v npm >/dev/null 2>&1 || { echo "npm (Node.js 20.9+) is needed for the dashboard in web/" >&2; exit 1; }
 	cd web && npm ci --no-audit --no-fund
 	@touch $(WEB_DEPS)

@@ -157,7 +157,15 @@ def _run_stream(
                 field="full_refresh",
                 value=True,
             )
-        if not stream.mode.incremental or replace_range.field != stream.cursor_field:
+        if stream.mode is not SyncMode.INCREMENTAL_APPEND:
+            # A dedupe stream merges on its key (a key may live outside the range); full
+            # refreshes replace the whole table anyway.
+            raise ConfigError(
+                f"stream {stream.name!r}: only incremental_append streams load a replaced range",
+                field="mode",
+                value=stream.mode.value,
+            )
+        if replace_range.field != stream.cursor_field:
             raise ConfigError(
                 f"stream {stream.name!r}: a replaced range must be of the stream's cursor_field "
                 f"({stream.cursor_field!r})",
@@ -209,6 +217,13 @@ def _run_stream(
     )
     result.schema_changes = plan.changes
     result.schema = plan.target
+    if replace_range is not None and plan.target.get_field_index(replace_range.field) < 0:
+        raise ConfigError(
+            f"stream {stream.name!r}: cursor column {replace_range.field!r} does not reach the destination "
+            "(a transform or a policy obligation removes it), so its range cannot be replaced there",
+            field="cursor_field",
+            value=replace_range.field,
+        )
 
     common = sorted(extractor.passthrough_formats & loader.passthrough_formats)
     use_passthrough = (

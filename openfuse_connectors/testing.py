@@ -264,7 +264,10 @@ class DestinationConformance:
                 ex.close()
                 loader.close()
 
-        if not registry.loader(self.connector, destination_config).replaces_ranges:
+        probe = registry.loader(self.connector, destination_config)
+        capable = probe.replaces_ranges
+        probe.close()
+        if not capable:
             with pytest.raises(ConfigError) as ei:
                 replace()
             assert ei.value.field == "full_refresh"

@@ -44,8 +44,9 @@ Both bounds go to the source when the extractor declares ``bounded_reads`` (Post
 DuckDB, SQLite): a backfill of a year of daily partitions reads each day once instead of
 everything after it. Other sources are read from ``start`` and filtered to ``< end``.
 
-Limit: rows deleted from the source are not removed from the destination (as with any
-incremental sync).
+Limit: rows deleted from the source are not removed from the destination by a plain rerun or a
+dedupe partition's refresh (as with any incremental sync) - only an append partition's full
+refresh, which replaces its range, removes them.
 
 The jobs carry the run tag ``openfuse/lock = <pipeline>@<partition>``, so the instance's
 one-run-per-lock limit keeps two runs of one partition apart but lets partitions run in parallel.

@@ -255,8 +255,11 @@ class Authorizer:
                 prep = self._prepare(0, request)
             except RequestError as e:
                 return self._refused(request, f"request refused: {e}")
+            try:
+                handle = store.handle  # built on first use; Cedar may refuse the entities
+            except RequestError as e:
+                return self._refused(request, str(e))
             self._assign_slice(prep, store.ancestors)
-            handle = store.handle
             for part in prep.parts:
                 self._evaluate(part, [prep], handle)
             return self._decision(prep, _uuid4())

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages OpenFuse's Python dependencies build against (mysqlclient needs the MariaDB/MySQL
 # client headers), kcat, the outside Kafka client the CDC tests read topics with
-# (tests/cdc/test_cdc_kcat.py), and chromium, the browser the dashboard's end-to-end test drives
-# through playwright-core (tests/web/test_dashboard.py). With --bench also the benchmarks' load
+# (tests/cdc/test_cdc_kcat.py). With --web also chromium, the browser the dashboard's end-to-end
+# test drives through playwright-core (tests/web/test_dashboard.py). With --bench also the benchmarks' load
 # generator (wrk, for bench/api_load.py and bench/api_enforcement.py). Idempotent: installs only what is missing;
 # needs root (or sudo) when it does.
 set -euo pipefail
@@ -15,7 +15,9 @@ pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v kcat >/dev/null 2>&1 || need+=(kcat)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ "${1:-}" = "--web" ]; then
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 
 echo "installing Debian packages: ${need[*]}"

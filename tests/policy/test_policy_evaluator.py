@@ -233,3 +233,30 @@ def test_tiers_gate_custom_policies_and_obligations() -> None:
     with pytest.raises(FeatureNotLicensedError, match="connector 'snowflake'"):
         require_connector_feature(Snowflake, {"abac"})
     require_connector_feature(Snowflake, {"snowflake"})
+
+
+def test_decide_denies_rather_than_raises_when_cedar_refuses_the_entity_store() -> None:
+    """decide()'s own path for uid-only requests meets the store's Cedar handle first; an entity
+    Cedar refuses (a principal's ``team`` that is a number) denies with the reason, as in a batch."""
+    from openfuse_policy import OPENFUSE_SCHEMA, community_policies
+    from openfuse_policy.entities import Entity
+
+    bad = Entity.from_encoded(
+        EntityRef("Principal", "ann"),
+        {"team": 7},
+        {"team": 7, "workspace": {"__entity": {"type": "Workspace", "id": "acme"}}},
+        (EntityRef("Workspace", "acme"),),
+    )
+    store = EntityStore([OPENFUSE_SCHEMA.entity("Workspace", "acme", name="ACME"), bad])
+    request = Request(
+        EntityRef("Principal", "ann"),
+        "pipeline:list",
+        EntityRef("Workspace", "acme"),
+        ctx_for(),
+    )
+    az = Authorizer(community_policies())
+    single = az.decide(request, store)
+    [batched] = az.decide_batch([request], EntityStore(store, schema=OPENFUSE_SCHEMA))  # a fresh handle
+    assert not single.allowed and not batched.allowed
+    assert single.errors and "Cedar refused the entities" in single.errors[0]
+    assert single.errors == batched.errors
