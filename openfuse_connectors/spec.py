@@ -47,6 +47,7 @@ from openfuse_connectors.errors import PipelineSpecError
 __all__ = [
     "CDC_SOURCE",
     "ConnectorRef",
+    "FreshnessSpec",
     "PartitionSpec",
     "PipelineSpec",
     "RetrySpec",
@@ -260,6 +261,47 @@ class PartitionSpec(BaseModel):
         return self
 
 
+_DURATION = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """``90m``, ``6h``, ``1d``, ``1h30m``, ``2w`` -> a timedelta (ValueError naming the text)."""
+    m = _DURATION.match(text.strip().replace(" ", "")) if isinstance(text, str) else None
+    if not m or not any(m.groups()):
+        raise ValueError(f"{text!r} is not a duration such as 90m, 6h, 1d or 1h30m")
+    w, d, h, mi, s = (int(g or 0) for g in m.groups())
+    return dt.timedelta(weeks=w, days=d, hours=h, minutes=mi, seconds=s)
+
+
+class FreshnessSpec(BaseModel):
+    """When the pipeline's tables count as stale: a Dagster freshness check per table.
+
+    Without this block, a scheduled pipeline still gets one: ``max_lag`` twice its longest
+    interval between schedule ticks (a run may be late once, not twice).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_lag: str = Field(description="How old the last successful sync may be, e.g. `90m`, `6h`, `1d`.")
+    deadline_cron: str | None = Field(
+        default=None,
+        description="Evaluate against deadlines: at each tick of this cron the tables must have synced "
+        "within `max_lag` before it (e.g. `0 7 * * *`: fresh by 07:00 every day).",
+    )
+    severity: Literal["warn", "error"] = Field(default="warn", description="Of the failed check.")
+
+    @field_validator("max_lag")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        if parse_duration(v) <= dt.timedelta(0):
+            raise ValueError(f"{v!r} must be longer than zero")
+        return v
+
+    @property
+    def max_lag_delta(self) -> dt.timedelta:
+        return parse_duration(self.max_lag)
+
+
 class PipelineSpec(BaseModel):
     """A whole pipeline: source, destination, drift policy and streams."""
 
@@ -278,6 +320,10 @@ class PipelineSpec(BaseModel):
         default=None, description="Change data capture settings; only with `mode: cdc` streams."
     )
     retries: RetrySpec | None = Field(default=None, description="Step retries (default: 2, exponential).")
+    freshness: FreshnessSpec | None = Field(
+        default=None,
+        description="When the tables count as stale (default: from the schedule), used by Dagster.",
+    )
     partitions: PartitionSpec | None = Field(
         default=None, description="Time partitions (incremental streams only), used by Dagster."
     )

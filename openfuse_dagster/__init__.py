@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         build_definitions,
     )
     from openfuse_dagster.executors import build_executor, celery_executor_config
+    from openfuse_dagster.freshness import build_freshness_checks, build_freshness_sensor, freshness_policy
     from openfuse_dagster.instance import (
         dagster_process_env,
         embedded_instance_config,
@@ -78,6 +79,9 @@ _WHERE = {
     "prepare_dagster_home": "instance",
     "render_instance_yaml": "instance",
     "write_instance_yaml": "instance",
+    "build_freshness_checks": "freshness",
+    "build_freshness_sensor": "freshness",
+    "freshness_policy": "freshness",
     "build_pipeline_job": "jobs",
     "build_pipeline_schedule": "jobs",
     "job_tags": "jobs",
@@ -115,6 +119,8 @@ __all__ = [
     "build_definitions",
     "build_executor",
     "build_files_sensor",
+    "build_freshness_checks",
+    "build_freshness_sensor",
     "build_openfuse_asset_specs",
     "build_openfuse_check_specs",
     "build_pipeline_job",
@@ -124,6 +130,7 @@ __all__ = [
     "destination_resource_key",
     "embedded_instance_config",
     "ensure_embedded_dagster_home",
+    "freshness_policy",
     "job_tags",
     "load_instance",
     "materialization_metadata",

@@ -65,6 +65,7 @@ from openfuse_connectors.registry import Registry, get_registry
 from openfuse_connectors.spec import ConnectorRef, PipelineSpec, load_pipeline
 from openfuse_dagster.assets import openfuse_assets
 from openfuse_dagster.cdc import build_cdc_job, build_cdc_sensor, build_cdc_slot_check, openfuse_cdc_assets
+from openfuse_dagster.freshness import build_freshness_checks, build_freshness_sensor
 from openfuse_dagster.jobs import build_pipeline_job, build_pipeline_schedule
 from openfuse_dagster.resources import OpenFuseConnectionResource, openfuse_resources, secret_fields
 from openfuse_dagster.sensors import build_files_sensor
@@ -205,6 +206,7 @@ class _PipelineDefs:
     sensor: SensorDefinition | None
     resources: dict[str, OpenFuseConnectionResource]
     checks: list[AssetChecksDefinition]
+    freshness: list[AssetChecksDefinition]
 
 
 def _define(
@@ -231,18 +233,19 @@ def _define(
         job_def = build_pipeline_job(pipeline, translator=translator, registry=registry)
         sensor = build_files_sensor(pipeline, job_def, default_status=default_sensor_status)
     schedule = build_pipeline_schedule(pipeline, job_def, default_status=default_schedule_status)
+    freshness = build_freshness_checks(pipeline, assets)
     # Whatever Dagster would refuse for this pipeline surfaces here, not for the whole location.
     Definitions.validate_loadable(
         Definitions(
             assets=[assets],
-            asset_checks=checks,
+            asset_checks=[*checks, *freshness],
             jobs=[job_def],
             schedules=[schedule] if schedule else [],
             sensors=[sensor] if sensor else [],
             resources=resources,
         )
     )
-    return _PipelineDefs(assets, job_def, schedule, sensor, resources, checks)
+    return _PipelineDefs(assets, job_def, schedule, sensor, resources, checks, freshness)
 
 
 def _broken_sensor(broken: list[BrokenPipeline]) -> SensorDefinition:
@@ -302,6 +305,7 @@ def build_definitions(
     t = translator or OpenFuseTranslator()
     assets: list[AssetsDefinition] = []
     checks: list[AssetChecksDefinition] = []
+    freshness: list[AssetChecksDefinition] = []
     jobs: list[JobDefinition | UnresolvedAssetJobDefinition] = []
     schedules: list[ScheduleDefinition] = []
     sensors: list[SensorDefinition] = []
@@ -341,6 +345,7 @@ def build_definitions(
             claimed[t.get_asset_key(p, s)] = p.name
         assets.append(d.assets)
         checks.extend(d.checks)
+        freshness.extend(d.freshness)
         jobs.append(d.job)
         if d.schedule is not None:
             schedules.append(d.schedule)
@@ -350,12 +355,15 @@ def build_definitions(
         defined.append(p.name)
     for b in broken:
         log.warning("OpenFuse pipeline not loaded: %s", b)
+    fresh_sensor = build_freshness_sensor(freshness, default_status=default_sensor_status)
     return Definitions(
         assets=assets,
-        asset_checks=checks,
+        asset_checks=[*checks, *freshness],
         jobs=jobs,
         schedules=schedules,
-        sensors=sensors + ([_broken_sensor(broken)] if broken else []),
+        sensors=sensors
+        + ([fresh_sensor] if fresh_sensor else [])
+        + ([_broken_sensor(broken)] if broken else []),
         resources=resources,
         executor=executor,
         metadata={

@@ -294,7 +294,7 @@ def build_pipeline_schedule(
                 name=f"{pipeline.name}_schedule",
                 cron_schedule=pipeline.schedule,
                 job=job_def,
-                execution_timezone=_timezone(pipeline),
+                execution_timezone=pipeline_timezone(pipeline),
                 default_status=default_status,
                 description=f"Runs OpenFuse pipeline `{pipeline.name}` on `{pipeline.schedule}`.",
                 tags={PIPELINE_TAG: pipeline.name},
@@ -304,18 +304,19 @@ def build_pipeline_schedule(
             cron_schedule=pipeline.schedule,
             job=job_def,
             execution_fn=_partition_ticks(pipeline, pdef),
-            execution_timezone=_timezone(pipeline),
+            execution_timezone=pipeline_timezone(pipeline),
             default_status=default_status,
             description=f"Syncs the current and the previous partition of OpenFuse pipeline "
             f"`{pipeline.name}` on `{pipeline.schedule}`.",
         )
     except DagsterInvalidDefinitionError as e:
         field = f"tags.{TIMEZONE_TAG}" if "timezone" in str(e).lower() else "schedule"
-        value = _timezone(pipeline) if field != "schedule" else pipeline.schedule
+        value = pipeline_timezone(pipeline) if field != "schedule" else pipeline.schedule
         raise ConfigError(f"invalid schedule: {e}", field=field, value=value) from None
 
 
-def _timezone(pipeline: PipelineSpec) -> str | None:
+def pipeline_timezone(pipeline: PipelineSpec) -> str | None:
+    """The time zone of the pipeline's schedule (its partitions', else the deprecated tag)."""
     tz = pipeline.tags.get(TIMEZONE_TAG)
     if tz is None and pipeline.partitions is not None:
         tz = pipeline.partitions.timezone

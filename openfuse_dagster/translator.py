@@ -34,7 +34,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from dagster import AssetKey, AssetSpec, MetadataValue
+from dagster import AssetKey, AssetSpec, FreshnessPolicy, MetadataValue
 
 from openfuse_connectors.registry import Registry, get_registry
 from openfuse_connectors.spec import ConnectorRef, PipelineSpec, StreamSpec
@@ -160,7 +160,14 @@ class OpenFuseTranslator:
             owners=self.get_owners(pipeline, stream),
             tags=self.get_tags(pipeline, stream),
             kinds=self.get_kinds(pipeline, stream),
+            freshness_policy=self.get_freshness_policy(pipeline, stream),
         )
+
+    def get_freshness_policy(self, pipeline: PipelineSpec, stream: StreamSpec) -> FreshnessPolicy | None:
+        """From the pipeline's ``freshness`` block, else its schedule (``openfuse_dagster.freshness``)."""
+        from openfuse_dagster.freshness import freshness_policy
+
+        return freshness_policy(pipeline)
 
 
 def build_openfuse_asset_specs(

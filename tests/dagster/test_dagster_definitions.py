@@ -14,6 +14,7 @@ from dagster import AssetKey, Definitions, EnvVar, SkipReason, build_sensor_cont
 
 from openfuse_dagster import BROKEN_PIPELINES_SENSOR, build_definitions
 from openfuse_dagster.definitions import defs
+from openfuse_dagster.freshness import FRESHNESS_SENSOR
 
 REPO = Path(__file__).resolve().parents[2]
 DSN_ENV = {"OF_TEST_DSN": "postgresql://postgres@127.0.0.1:5432/not_connected_at_load"}
@@ -129,7 +130,8 @@ def test_no_sensor_when_nothing_is_broken(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("OF_TEST_DSN", DSN_ENV["OF_TEST_DSN"])
     (tmp_path / "orders.yaml").write_text(textwrap.dedent(GOOD_ORDERS), encoding="utf-8")
     d = build_definitions(tmp_path)
-    assert not list(d.sensors or [])
+    # Only the freshness checks' sensor (the pipeline is scheduled); no broken-pipelines sensor.
+    assert [s.name for s in d.sensors or []] == [FRESHNESS_SENSOR]
     assert d.resolve_job_def("orders_sync").name == "orders_sync"
 
 
