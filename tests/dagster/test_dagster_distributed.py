@@ -308,6 +308,8 @@ def test_webserver_lists_the_pipelines_jobs_assets_schedules_and_sensors(stack: 
     )
     assert assets["postgres/dist/t1"] is None
     assert "Daily" in assets["postgres/parts/events"]["description"]
+    # The scheduled pipelines' tables have freshness checks, run by one sensor.
+    assert "openfuse_freshness_checks" in {s["name"] for s in repo["sensors"]}
 
 
 def test_four_streams_run_on_both_celery_workers_through_the_queue_and_daemon(stack: Stack) -> None:
