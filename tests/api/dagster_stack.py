@@ -15,11 +15,9 @@ SIGTERMs the group, SIGKILLs what is left after a grace period and checks nothin
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +30,7 @@ from typing import Any
 
 import psycopg
 from api_support import Api, TestClient, bearer, cli_key, make_license, make_settings, pg_database
+from proc_support import die_with_parent, free_port, group_members
 from pydantic import SecretStr
 from sqlmodel import Session
 
@@ -59,33 +58,6 @@ HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
 LOCATION = "openfuse_dagster.definitions"
 REPOSITORY = "__repository__"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
-def _group(pgid: int) -> list[int]:
-    """Live (non-zombie) members of a process group, from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2 :].split()
-        if len(rest) > 2 and rest[0] != "Z" and int(rest[2]) == pgid:
-            members.append(int(entry.name))
-    return members
 
 
 @dataclass
@@ -122,7 +94,7 @@ class Webserver:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while _group(pgid) and time.monotonic() < deadline:
+        while group_members(pgid) and time.monotonic() < deadline:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=0.2)
         with contextlib.suppress(ProcessLookupError):
@@ -130,9 +102,9 @@ class Webserver:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         end = time.monotonic() + 5
-        while _group(pgid) and time.monotonic() < end:
+        while group_members(pgid) and time.monotonic() < end:
             time.sleep(0.05)
-        left = _group(pgid)
+        left = group_members(pgid)
         assert not left, f"processes of the Dagster webserver's group survived: {left}"
 
 
@@ -174,7 +146,7 @@ def start_webserver(
         stdout=open(log, "wb"),  # noqa: SIM115 - the child owns it
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_die_with_parent,
+        preexec_fn=die_with_parent,
     )
     server = Webserver(f"http://127.0.0.1:{port}/graphql", proc, home, log)
     deadline = time.monotonic() + timeout

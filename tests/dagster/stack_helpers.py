@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 import urllib.request
 from collections.abc import Callable
@@ -42,12 +41,6 @@ def pause(batch: pa.RecordBatch) -> pa.RecordBatch:
     if batch.num_rows:
         time.sleep(float(os.environ.get("OF_PAUSE_SECONDS", "1.5")))
     return batch
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def wait_for(what: str, fn: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import typer
 import yaml
-from stack_helpers import free_port, graphql, wait_for
+from proc_support import free_port
+from stack_helpers import graphql, wait_for
 from typer.testing import CliRunner
 
 from openfuse_connectors import ConfigError

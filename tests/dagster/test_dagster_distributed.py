@@ -26,7 +26,8 @@ from typing import Any
 import psycopg
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
-from stack_helpers import free_port, graphql, http_ok, location_loaded, wait_for
+from proc_support import free_port
+from stack_helpers import graphql, http_ok, location_loaded, wait_for
 from support import pg_exec, pg_rows
 
 from openfuse_dagster.instance import dagster_process_env, load_instance, prepare_dagster_home

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from proc_support import die_with_parent, free_port, group_members
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
@@ -105,31 +106,10 @@ def build(node: str) -> tuple[float, bool]:
     return time.monotonic() - started, True
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _group_alive(pgid: int) -> list[int]:
-    """Live (non-zombie) members of a process group, from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2 :].split()
-        if len(rest) > 2 and rest[0] != "Z" and int(rest[2]) == pgid:
-            members.append(int(entry.name))
-    return members
 
 
 @dataclass
@@ -149,7 +129,7 @@ class Process:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pgid, signal.SIGTERM)
         deadline = time.monotonic() + grace
-        while _group_alive(pgid) and time.monotonic() < deadline:
+        while group_members(pgid) and time.monotonic() < deadline:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=0.2)
         with contextlib.suppress(ProcessLookupError):
@@ -157,9 +137,9 @@ class Process:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
         end = time.monotonic() + 5
-        while _group_alive(pgid) and time.monotonic() < end:
+        while group_members(pgid) and time.monotonic() < end:
             time.sleep(0.05)
-        assert not _group_alive(pgid), f"processes of {self.name}'s group survived: {_group_alive(pgid)}"
+        assert not group_members(pgid), f"processes of {self.name}'s group survived: {group_members(pgid)}"
 
 
 @contextlib.contextmanager
@@ -173,7 +153,7 @@ def started(name: str, args: list[str], *, env: Mapping[str, str], cwd: Path, lo
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     p = Process(name, proc, log)
     try:
