@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
-__all__ = ["die_with_parent", "free_port", "group_members"]
+__all__ = ["die_with_parent", "free_port", "group_members", "stop_group", "tail"]
 
 
 def free_port() -> int:
@@ -38,3 +41,32 @@ def group_members(pgid: int) -> list[int]:
         if len(rest) > 2 and rest[0] != "Z" and int(rest[2]) == pgid:
             members.append(int(entry.name))
     return members
+
+
+def stop_group(proc: subprocess.Popen[bytes], name: str, grace: float) -> None:
+    """SIGTERM the process group ``proc`` leads, SIGKILL it after ``grace`` seconds, and assert
+    that no member survived (a test must not leave servers behind)."""
+    pgid = proc.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while group_members(pgid) and time.monotonic() < deadline:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    end = time.monotonic() + 5
+    while group_members(pgid) and time.monotonic() < end:
+        time.sleep(0.05)
+    left = group_members(pgid)
+    assert not left, f"processes of {name}'s group survived: {left}"
+
+
+def tail(path: Path, n: int) -> str:
+    """The last ``n`` characters of a log file ('' when it cannot be read)."""
+    try:
+        return path.read_text(errors="replace")[-n:]
+    except OSError:
+        return ""

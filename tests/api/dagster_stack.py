@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from typing import Any
 
 import psycopg
 from api_support import Api, TestClient, bearer, cli_key, make_license, make_settings, pg_database
-from proc_support import die_with_parent, free_port, group_members
+from proc_support import die_with_parent, free_port, stop_group, tail
 from pydantic import SecretStr
 from sqlmodel import Session
 
@@ -84,28 +83,10 @@ class Webserver:
         return {j["name"] for j in (data["repositoryOrError"] or {}).get("jobs") or ()}
 
     def tail(self, n: int = 4000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return tail(self.log, n)
 
     def stop(self, grace: float = 2.0) -> None:
-        pgid = self.proc.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while group_members(pgid) and time.monotonic() < deadline:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        end = time.monotonic() + 5
-        while group_members(pgid) and time.monotonic() < end:
-            time.sleep(0.05)
-        left = group_members(pgid)
-        assert not left, f"processes of the Dagster webserver's group survived: {left}"
+        stop_group(self.proc, "the Dagster webserver", grace)
 
 
 def start_webserver(

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from proc_support import die_with_parent, free_port, group_members
+from proc_support import die_with_parent, free_port, stop_group, tail
 
 REPO = Path(__file__).resolve().parents[2]
 WEB = REPO / "web"
@@ -119,27 +119,10 @@ class Process:
     log: Path
 
     def tail(self, n: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
+        return tail(self.log, n)
 
     def stop(self, grace: float = 5.0) -> None:
-        pgid = self.proc.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while group_members(pgid) and time.monotonic() < deadline:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        end = time.monotonic() + 5
-        while group_members(pgid) and time.monotonic() < end:
-            time.sleep(0.05)
-        assert not group_members(pgid), f"processes of {self.name}'s group survived: {group_members(pgid)}"
+        stop_group(self.proc, self.name, grace)
 
 
 @contextlib.contextmanager
