@@ -8,6 +8,7 @@ from typing import Any
 import pyarrow as pa
 
 from openfuse_connectors.builtin.postgres.config import PostgresConfig
+from openfuse_connectors.builtin.postgres.interrupts import keep_adbc_interrupts
 from openfuse_connectors.catalog import NATIVE_TYPE
 from openfuse_connectors.errors import ConfigError, SourceUnreachableError
 
@@ -233,6 +234,7 @@ def connect_adbc(cfg: PostgresConfig, *, connector: str = "postgres") -> Any:
     import adbc_driver_manager
     import adbc_driver_postgresql.dbapi as adbc_pg
 
+    keep_adbc_interrupts()
     try:
         conn = adbc_pg.connect(cfg.uri())
     except adbc_driver_manager.Error as e:
