@@ -12,9 +12,12 @@ import pyarrow as pa
 
 def hold(batch: pa.RecordBatch) -> pa.RecordBatch:
     """While the file ``$OPENFUSE_TEST_HOLD`` exists (at most two minutes), wait: a run that is
-    surely still going when the test cancels it."""
+    surely still going when the test cancels it. A step that waits says so in the file
+    ``$OPENFUSE_TEST_HOLD.reached.<pid>``."""
     marker = os.environ.get("OPENFUSE_TEST_HOLD")
     deadline = time.monotonic() + 120
+    if batch.num_rows and marker and Path(marker).exists():
+        Path(f"{marker}.reached.{os.getpid()}").touch()
     while batch.num_rows and marker and Path(marker).exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     return batch

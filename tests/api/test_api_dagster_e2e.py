@@ -226,14 +226,31 @@ def _slow_pipeline(stack: Stack) -> str:
     return str(r.json()["id"])
 
 
+def _events(stack: Stack, run_id: str) -> str:
+    """A run's Dagster events, one per line, for an assertion's message."""
+    page = stack.c.get(
+        f"/api/v1/runs/{run_id}/events", params={"limit": 200}, headers=bearer(stack.key_a)
+    ).json()
+    return "\n".join(f"{e['type']} {e.get('step_key') or ''} {e['message'][:200]}" for e in page["items"])
+
+
 def test_cancel_a_running_run_both_ways(stack: Stack) -> None:
     pid = _slow_pipeline(stack)
     c, h = stack.c, bearer(stack.key_a)
     parity = Parity(c)
+    for old in stack.hold.parent.glob(f"{stack.hold.name}.reached.*"):
+        old.unlink()
     stack.hold.touch()  # the runs wait in their transform until this file is gone
     try:
         launched = [c.post(f"/api/v1/pipelines/{pid}/runs", headers=h).json() for _ in range(2)]
         assert all(r["status"] not in FINISHED for r in launched), launched
+        # The runs load the same stream, so one step waits in the transform and the other for
+        # the first one's load lock (in PostgreSQL): cancelled when the first is in the transform.
+        wait_for(
+            "a run's step to reach the held transform",
+            lambda: any(stack.hold.parent.glob(f"{stack.hold.name}.reached.*")),
+            120,
+        )
         for r in launched:  # (a cancel waits up to 15 s for a starting run; a loaded host may need more)
             wait_for(
                 f"run {r['id']} to start",
@@ -248,7 +265,8 @@ def test_cancel_a_running_run_both_ways(stack: Stack) -> None:
         assert rest.ok, rest
         assert rest.data["status"] in ("canceling", "canceled")
         for r in launched:
-            assert stack.wait_run(r["id"])["status"] == "canceled"
+            final = stack.wait_run(r["id"])
+            assert final["status"] == "canceled", _events(stack, r["id"])
     finally:
         stack.hold.unlink(missing_ok=True)
     # Cancelled mid-load: nothing of it was committed.
