@@ -2,6 +2,7 @@ import type { Metadata } from "next";
 import Link from "next/link";
 
 import { Time } from "@/components/Format";
+import { ListTable } from "@/components/ListTable";
 import { Pager } from "@/components/Pager";
 import { ProblemPanel } from "@/components/ProblemPanel";
 import { StatusBadge } from "@/components/StatusBadge";
@@ -76,60 +77,41 @@ export default async function AuditPage({ searchParams }: { searchParams: Promis
         <ProblemPanel problem={res.problem} />
       ) : (
         <>
-          <div className="table-wrap panel" style={{ padding: 0 }}>
-            <table data-testid="audit">
-              <thead>
-                <tr>
-                  <th className="num">#</th>
-                  <th>When</th>
-                  <th>Actor</th>
-                  <th>Action</th>
-                  <th>Resource</th>
-                  <th>Outcome</th>
-                  <th>Detail</th>
-                </tr>
-              </thead>
-              <tbody>
-                {res.data.items.length === 0 ? (
-                  <tr>
-                    <td colSpan={7} className="empty">
-                      No entries{filtered ? " match these filters" : ""}.
-                    </td>
-                  </tr>
-                ) : (
-                  res.data.items.map((e) => (
-                    <tr key={e.id} data-action={e.action} data-outcome={e.outcome}>
-                      <td className="num">{e.id}</td>
-                      <td>
-                        <Time value={e.at} />
-                      </td>
-                      <td>{e.actor_name}</td>
-                      <td>
-                        <code>{e.action}</code>
-                      </td>
-                      <td>
-                        {e.resource_type}
-                        {e.resource_id ? <div className="muted mono">{e.resource_id}</div> : null}
-                      </td>
-                      <td>
-                        <StatusBadge status={e.outcome} />
-                      </td>
-                      <td style={{ maxWidth: 380 }}>
-                        {Object.keys(e.detail).length ? (
-                          <details>
-                            <summary className="muted">{Object.keys(e.detail).join(", ")}</summary>
-                            <pre>{JSON.stringify(e.detail, null, 2)}</pre>
-                          </details>
-                        ) : (
-                          <span className="muted">-</span>
-                        )}
-                      </td>
-                    </tr>
-                  ))
-                )}
-              </tbody>
-            </table>
-          </div>
+          <ListTable
+            testId="audit"
+            columns={[{ label: "#", num: true }, "When", "Actor", "Action", "Resource", "Outcome", "Detail"]}
+            empty={<>No entries{filtered ? " match these filters" : ""}.</>}
+          >
+            {res.data.items.map((e) => (
+              <tr key={e.id} data-action={e.action} data-outcome={e.outcome}>
+                <td className="num">{e.id}</td>
+                <td>
+                  <Time value={e.at} />
+                </td>
+                <td>{e.actor_name}</td>
+                <td>
+                  <code>{e.action}</code>
+                </td>
+                <td>
+                  {e.resource_type}
+                  {e.resource_id ? <div className="muted mono">{e.resource_id}</div> : null}
+                </td>
+                <td>
+                  <StatusBadge status={e.outcome} />
+                </td>
+                <td style={{ maxWidth: 380 }}>
+                  {Object.keys(e.detail).length ? (
+                    <details>
+                      <summary className="muted">{Object.keys(e.detail).join(", ")}</summary>
+                      <pre>{JSON.stringify(e.detail, null, 2)}</pre>
+                    </details>
+                  ) : (
+                    <span className="muted">-</span>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </ListTable>
           <Pager
             path="/audit"
             params={{ actor, action, resource_type: resourceType, outcome, limit: sp.limit ? String(limit) : undefined }}

@@ -1,6 +1,7 @@
 import type { Metadata } from "next";
 
 import { Time } from "@/components/Format";
+import { ListTable } from "@/components/ListTable";
 import { Pager } from "@/components/Pager";
 import { ProblemPanel } from "@/components/ProblemPanel";
 import { call } from "@/lib/api/client";
@@ -60,49 +61,32 @@ export default async function ConnectionsPage({ searchParams }: { searchParams: 
         <ProblemPanel problem={res.problem} />
       ) : (
         <>
-          <div className="table-wrap panel" style={{ padding: 0 }}>
-            <table data-testid="connections">
-              <thead>
-                <tr>
-                  <th>Name</th>
-                  <th>Connector</th>
-                  <th>Settings</th>
-                  <th>Created</th>
-                  <th>Updated</th>
-                </tr>
-              </thead>
-              <tbody>
-                {res.data.items.length === 0 ? (
-                  <tr>
-                    <td colSpan={5} className="empty">
-                      No connections{connector ? ` of connector ${connector}` : ""} yet.
-                    </td>
-                  </tr>
-                ) : (
-                  res.data.items.map((c) => (
-                    <tr key={c.id} data-connection={c.name}>
-                      <td>
-                        <strong>{c.name}</strong>
-                        <div className="muted mono">{c.id}</div>
-                      </td>
-                      <td>
-                        <span className="tag">{c.connector}</span>
-                      </td>
-                      <td>
-                        <ConfigValue value={c.config} />
-                      </td>
-                      <td>
-                        <Time value={c.created_at} />
-                      </td>
-                      <td>
-                        <Time value={c.updated_at} />
-                      </td>
-                    </tr>
-                  ))
-                )}
-              </tbody>
-            </table>
-          </div>
+          <ListTable
+            testId="connections"
+            columns={["Name", "Connector", "Settings", "Created", "Updated"]}
+            empty={<>No connections{connector ? ` of connector ${connector}` : ""} yet.</>}
+          >
+            {res.data.items.map((c) => (
+              <tr key={c.id} data-connection={c.name}>
+                <td>
+                  <strong>{c.name}</strong>
+                  <div className="muted mono">{c.id}</div>
+                </td>
+                <td>
+                  <span className="tag">{c.connector}</span>
+                </td>
+                <td>
+                  <ConfigValue value={c.config} />
+                </td>
+                <td>
+                  <Time value={c.created_at} />
+                </td>
+                <td>
+                  <Time value={c.updated_at} />
+                </td>
+              </tr>
+            ))}
+          </ListTable>
           <Pager
             path="/connections"
             params={{ connector, limit: sp.limit ? String(limit) : undefined }}

@@ -2,6 +2,7 @@ import type { Metadata } from "next";
 import Link from "next/link";
 
 import { Tags, Time } from "@/components/Format";
+import { ListTable } from "@/components/ListTable";
 import { Pager } from "@/components/Pager";
 import { ProblemPanel } from "@/components/ProblemPanel";
 import { call } from "@/lib/api/client";
@@ -42,54 +43,35 @@ export default async function PipelinesPage({ searchParams }: { searchParams: Pr
         <ProblemPanel problem={res.problem} />
       ) : (
         <>
-          <div className="table-wrap panel" style={{ padding: 0 }}>
-            <table data-testid="pipelines">
-              <thead>
-                <tr>
-                  <th>Name</th>
-                  <th>Source</th>
-                  <th>Destination</th>
-                  <th className="num">Streams</th>
-                  <th>Schedule</th>
-                  <th>Tags</th>
-                  <th>Updated</th>
-                </tr>
-              </thead>
-              <tbody>
-                {res.data.items.length === 0 ? (
-                  <tr>
-                    <td colSpan={7} className="empty">
-                      No pipelines{tag ? ` tagged ${tag}` : ""}.
-                    </td>
-                  </tr>
-                ) : (
-                  res.data.items.map((p) => (
-                    <tr key={p.id} data-pipeline={p.name}>
-                      <td>
-                        <Link href={`/pipelines/${p.id}`}>
-                          <strong>{p.name}</strong>
-                        </Link>
-                      </td>
-                      <td>
-                        {p.source.connection_name} <span className="tag">{p.source.connector}</span>
-                      </td>
-                      <td>
-                        {p.destination.connection_name} <span className="tag">{p.destination.connector}</span>
-                      </td>
-                      <td className="num">{p.streams.length}</td>
-                      <td>{p.schedule ? <code>{p.schedule}</code> : <span className="muted">manual</span>}</td>
-                      <td>
-                        <Tags tags={p.tags} />
-                      </td>
-                      <td>
-                        <Time value={p.updated_at} />
-                      </td>
-                    </tr>
-                  ))
-                )}
-              </tbody>
-            </table>
-          </div>
+          <ListTable
+            testId="pipelines"
+            columns={["Name", "Source", "Destination", { label: "Streams", num: true }, "Schedule", "Tags", "Updated"]}
+            empty={<>No pipelines{tag ? ` tagged ${tag}` : ""}.</>}
+          >
+            {res.data.items.map((p) => (
+              <tr key={p.id} data-pipeline={p.name}>
+                <td>
+                  <Link href={`/pipelines/${p.id}`}>
+                    <strong>{p.name}</strong>
+                  </Link>
+                </td>
+                <td>
+                  {p.source.connection_name} <span className="tag">{p.source.connector}</span>
+                </td>
+                <td>
+                  {p.destination.connection_name} <span className="tag">{p.destination.connector}</span>
+                </td>
+                <td className="num">{p.streams.length}</td>
+                <td>{p.schedule ? <code>{p.schedule}</code> : <span className="muted">manual</span>}</td>
+                <td>
+                  <Tags tags={p.tags} />
+                </td>
+                <td>
+                  <Time value={p.updated_at} />
+                </td>
+              </tr>
+            ))}
+          </ListTable>
           <Pager
             path="/pipelines"
             params={{ tag, limit: sp.limit ? String(limit) : undefined }}

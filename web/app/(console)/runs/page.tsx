@@ -2,6 +2,7 @@ import type { Metadata } from "next";
 import Link from "next/link";
 
 import { Time, duration, shortId } from "@/components/Format";
+import { ListTable } from "@/components/ListTable";
 import { Pager } from "@/components/Pager";
 import { ProblemPanel } from "@/components/ProblemPanel";
 import { StatusBadge } from "@/components/StatusBadge";
@@ -57,52 +58,34 @@ export default async function RunsPage({ searchParams }: { searchParams: Promise
         <ProblemPanel problem={res.problem} context="Runs could not be listed" />
       ) : (
         <>
-          <div className="table-wrap panel" style={{ padding: 0 }}>
-            <table data-testid="runs">
-              <thead>
-                <tr>
-                  <th>Run</th>
-                  <th>Job</th>
-                  <th>Status</th>
-                  <th>Created</th>
-                  <th>Started</th>
-                  <th>Duration</th>
-                </tr>
-              </thead>
-              <tbody>
-                {res.data.items.length === 0 ? (
-                  <tr>
-                    <td colSpan={6} className="empty">
-                      No runs.
-                    </td>
-                  </tr>
-                ) : (
-                  res.data.items.map((r) => (
-                    <tr key={r.id}>
-                      <td>
-                        <Link href={`/runs/${r.id}`} className="mono">
-                          {shortId(r.id)}
-                        </Link>
-                      </td>
-                      <td>
-                        {r.pipeline_id ? <Link href={`/pipelines/${r.pipeline_id}`}>{r.job_name}</Link> : r.job_name}
-                      </td>
-                      <td>
-                        <StatusBadge status={r.status} />
-                      </td>
-                      <td>
-                        <Time value={r.created_at} />
-                      </td>
-                      <td>
-                        <Time value={r.started_at} />
-                      </td>
-                      <td>{duration(r.started_at, r.ended_at)}</td>
-                    </tr>
-                  ))
-                )}
-              </tbody>
-            </table>
-          </div>
+          <ListTable
+            testId="runs"
+            columns={["Run", "Job", "Status", "Created", "Started", "Duration"]}
+            empty={"No runs."}
+          >
+            {res.data.items.map((r) => (
+              <tr key={r.id}>
+                <td>
+                  <Link href={`/runs/${r.id}`} className="mono">
+                    {shortId(r.id)}
+                  </Link>
+                </td>
+                <td>
+                  {r.pipeline_id ? <Link href={`/pipelines/${r.pipeline_id}`}>{r.job_name}</Link> : r.job_name}
+                </td>
+                <td>
+                  <StatusBadge status={r.status} />
+                </td>
+                <td>
+                  <Time value={r.created_at} />
+                </td>
+                <td>
+                  <Time value={r.started_at} />
+                </td>
+                <td>{duration(r.started_at, r.ended_at)}</td>
+              </tr>
+            ))}
+          </ListTable>
           <Pager
             path="/runs"
             params={{ pipeline_id: pipelineId, status, limit: sp.limit ? String(limit) : undefined }}
